@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+// erudiff: a daemon that keeps text-to-image flow models warm and refactors their knowledge (EruDiff).
+// Layers (DESIGN.md §2), each only using the ones before it:
+//   Tensors <- Models <- Diffusion <- EruDiff <- Daemon <- erudiffd
+//   Tensors <- World <- EruDiff
+import PackageDescription
+
+// Swift 5 language mode: the numeric core passes raw buffers between threads on purpose, and the
+// daemon hands C callbacks to libuv; both are documented in the README.
+let settings: [SwiftSetting] = [
+    .swiftLanguageMode(.v5),
+    .unsafeFlags(["-enforce-exclusivity=unchecked"]),
+]
+
+let package = Package(
+    name: "erudiff",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "erudiffd", targets: ["erudiffd"]),
+        .executable(name: "erudiff-train", targets: ["erudiff-train"]),
+        .executable(name: "erudiff-bench", targets: ["erudiff-bench"]),
+        .library(name: "EruDiff", targets: ["EruDiff"]),
+    ],
+    targets: [
+        // C libraries, one thin module map each.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+
+        // Libraries, bottom to top.
+        .target(name: "Tensors", dependencies: ["CBLAS", "CJansson"], swiftSettings: settings),
+        .target(name: "Models", dependencies: ["Tensors"], swiftSettings: settings),
+        .target(name: "Diffusion", dependencies: ["Models", "Tensors"], swiftSettings: settings),
+        .target(name: "World", dependencies: ["Tensors", "CPNG"],
+                resources: [.copy("Resources")], swiftSettings: settings),
+        .target(name: "EruDiff", dependencies: ["Diffusion", "Models", "World", "Tensors"],
+                swiftSettings: settings),
+        .target(name: "Daemon", dependencies: ["EruDiff", "CUV", "CJansson"], swiftSettings: settings),
+
+        // Executables: thin mains over the libraries.
+        .executableTarget(name: "erudiffd", dependencies: ["Daemon"], swiftSettings: settings),
+        .executableTarget(name: "erudiff-train", dependencies: ["EruDiff"], swiftSettings: settings),
+        .executableTarget(name: "erudiff-bench", dependencies: ["EruDiff"], swiftSettings: settings),
+
+        // Tests: one target per module, plus black-box daemon tests.
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"],
+                    swiftSettings: settings),
+        .testTarget(name: "ModelsTests", dependencies: ["Models"],
+                    swiftSettings: settings),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], swiftSettings: settings),
+        .testTarget(name: "WorldTests", dependencies: ["World"], swiftSettings: settings),
+        .testTarget(name: "EruDiffTests", dependencies: ["EruDiff"], swiftSettings: settings),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon"], swiftSettings: settings),
+    ]
+)

@@ -1,0 +1,1 @@
+// Module Daemon: see DESIGN.md §2. (Placeholder until its issue lands.)

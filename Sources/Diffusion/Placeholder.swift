@@ -1,0 +1,1 @@
+// Module Diffusion: see DESIGN.md §2. (Placeholder until its issue lands.)
