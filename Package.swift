@@ -37,7 +37,7 @@ let package = Package(
                 resources: [.copy("Resources")], swiftSettings: settings),
         .target(name: "EruDiff", dependencies: ["Diffusion", "Models", "World", "Tensors"],
                 swiftSettings: settings),
-        .target(name: "Daemon", dependencies: ["EruDiff", "CUV", "CJansson"], swiftSettings: settings),
+        .target(name: "Daemon", dependencies: ["EruDiff", "Tensors", "CUV", "CJansson"], swiftSettings: settings),
 
         // Executables: thin mains over the libraries.
         .executableTarget(name: "erudiffd", dependencies: ["Daemon"], swiftSettings: settings),
@@ -45,9 +45,9 @@ let package = Package(
         .executableTarget(name: "erudiff-bench", dependencies: ["EruDiff"], swiftSettings: settings),
 
         // Tests: one target per module, plus black-box daemon tests.
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"],
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"],
                     swiftSettings: settings),
-        .testTarget(name: "ModelsTests", dependencies: ["Models"],
+        .testTarget(name: "ModelsTests", dependencies: ["Models"], exclude: ["Fixtures"],
                     swiftSettings: settings),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], swiftSettings: settings),
         .testTarget(name: "WorldTests", dependencies: ["World"], swiftSettings: settings),

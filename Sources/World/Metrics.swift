@@ -1,0 +1,179 @@
+/// The knowledge metrics of DESIGN §5, as pure functions over verified images (no model code):
+///
+/// - **score** of an image = the fraction of the attributes its item's `expect` names that the verifier
+///   found; an image where the verifier found no clear object scores 0;
+/// - **accuracy** = the share of images with every expected attribute right ("strict");
+/// - **knowledge gap** of a group of items = `(s_implicit − s_superficial) / (s_explicit − s_superficial)`,
+///   where `s_p` is the mean score against `expect` of the images generated from prompt p. 1 means the
+///   implicit prompt is drawn as well as its explicit anchor, 0 no better than its literal misreading;
+///   values below 0 or above 1 are reported as they are.
+///
+/// The gap is nil when it is not defined: when the group has no item with images of all three prompts,
+/// or when `s_explicit − s_superficial` is below `minimumDenominator` (default 0.05). A denominator near
+/// zero or negative means the model draws the explicit anchor no better than the misreading, so the
+/// ratio would measure noise (and could be arbitrarily large); reporting nil says so instead. Per-item
+/// gaps follow the same rule and are nil more often, since one item's scores are coarse.
+public enum KnowledgeMetrics {
+    /// The smallest `s_explicit − s_superficial` for which a knowledge gap is reported.
+    public static let defaultMinimumDenominator = 0.05
+
+    /// How many of the attributes `expected` names are equal in `found`.
+    public static func matched(found: Attributes, expected: Attributes) -> Int {
+        var n = 0
+        if let s = expected.shape, found.shape == s { n += 1 }
+        if let c = expected.color, found.color == c { n += 1 }
+        if let b = expected.background, found.background == b { n += 1 }
+        if let s = expected.size, found.size == s { n += 1 }
+        if let p = expected.position, found.position == p { n += 1 }
+        return n
+    }
+
+    /// The score of one image: the fraction of `expected`'s attributes found (0 when the verifier
+    /// found no clear object, 1 when `expected` names nothing).
+    public static func score(found: Attributes?, expected: Attributes) -> Double {
+        let total = expected.namedCount
+        guard total > 0 else { return 1 }
+        guard let found else { return 0 }
+        return Double(matched(found: found, expected: expected)) / Double(total)
+    }
+
+    /// Whether every attribute `expected` names was found (strict accuracy of one image).
+    public static func isCorrect(found: Attributes?, expected: Attributes) -> Bool {
+        guard let found else { return expected.namedCount == 0 }
+        return matched(found: found, expected: expected) == expected.namedCount
+    }
+
+    /// Score and accuracy of `images` against their items' `expect`; nil for no images.
+    public static func stats(_ images: [VerifiedImage]) -> PromptStats? {
+        guard !images.isEmpty else { return nil }
+        var score = 0.0, correct = 0
+        for image in images {
+            score += self.score(found: image.found, expected: image.item.expect)
+            if isCorrect(found: image.found, expected: image.item.expect) { correct += 1 }
+        }
+        let n = Double(images.count)
+        return PromptStats(images: images.count, score: score / n, accuracy: Double(correct) / n)
+    }
+
+    /// `(implicit − superficial) / (explicit − superficial)`, or nil when the denominator is below
+    /// `minimumDenominator` (see the type's documentation).
+    public static func knowledgeGap(implicit: Double, explicit: Double, superficial: Double,
+                                    minimumDenominator: Double = defaultMinimumDenominator) -> Double? {
+        let denominator = explicit - superficial
+        guard denominator >= minimumDenominator, denominator.isFinite, implicit.isFinite else { return nil }
+        return (implicit - superficial) / denominator
+    }
+
+    /// The metrics of one group of images (any mix of items and prompts).
+    public static func group(_ images: [VerifiedImage],
+                             minimumDenominator: Double = defaultMinimumDenominator) -> GroupMetrics {
+        var byKind: [KnowledgeItem.PromptKind: [VerifiedImage]] = [:]
+        var kindsOfItem: [String: Set<KnowledgeItem.PromptKind>] = [:]
+        for image in images {
+            byKind[image.prompt, default: []].append(image)
+            kindsOfItem[image.item.id, default: []].insert(image.prompt)
+        }
+        // The gap compares the three prompts over the same items: those with images of all three.
+        let complete = Set(kindsOfItem.filter { $0.value.count == KnowledgeItem.PromptKind.allCases.count }.keys)
+        var gap: Double?
+        if !complete.isEmpty {
+            func mean(_ kind: KnowledgeItem.PromptKind) -> Double {
+                stats(images.filter { $0.prompt == kind && complete.contains($0.item.id) })!.score
+            }
+            gap = knowledgeGap(implicit: mean(.implicit), explicit: mean(.explicit),
+                               superficial: mean(.superficial), minimumDenominator: minimumDenominator)
+        }
+        return GroupMetrics(items: kindsOfItem.count,
+                            implicit: byKind[.implicit].flatMap { stats($0) },
+                            explicit: byKind[.explicit].flatMap { stats($0) },
+                            superficial: byKind[.superficial].flatMap { stats($0) },
+                            knowledgeGap: gap)
+    }
+
+    /// The metrics overall and per split, family, subdomain and item (keys: raw split and family
+    /// names, subdomain names, item ids).
+    public static func report(_ images: [VerifiedImage],
+                              minimumDenominator: Double = defaultMinimumDenominator) -> KnowledgeReport {
+        func grouped(_ key: (KnowledgeItem) -> String) -> [String: GroupMetrics] {
+            Dictionary(grouping: images) { key($0.item) }
+                .mapValues { group($0, minimumDenominator: minimumDenominator) }
+        }
+        return KnowledgeReport(overall: group(images, minimumDenominator: minimumDenominator),
+                               bySplit: grouped { $0.split.rawValue },
+                               byFamily: grouped { $0.family.rawValue },
+                               bySubdomain: grouped { $0.subdomain },
+                               byItem: grouped { $0.id })
+    }
+}
+
+/// One generated and verified image: the item it was generated for, the prompt it came from, and the
+/// attributes the verifier read (nil when it found no clear object).
+public struct VerifiedImage: Hashable, Sendable {
+    public var item: KnowledgeItem
+    public var prompt: KnowledgeItem.PromptKind
+    public var found: Attributes?
+
+    public init(item: KnowledgeItem, prompt: KnowledgeItem.PromptKind, found: Attributes?) {
+        self.item = item; self.prompt = prompt; self.found = found
+    }
+
+    /// An image as the `Verifier` read it: its attributes count as found (with no clear object the
+    /// verifier names only the background, so only a right background earns credit).
+    public init(item: KnowledgeItem, prompt: KnowledgeItem.PromptKind, verification: Verification) {
+        self.init(item: item, prompt: prompt, found: verification.attributes)
+    }
+
+    /// This image's score against its item's `expect`.
+    public var score: Double { KnowledgeMetrics.score(found: found, expected: item.expect) }
+}
+
+/// Score and strict accuracy of a set of images from one kind of prompt.
+public struct PromptStats: Hashable, Codable, Sendable {
+    public var images: Int
+    /// Mean fraction of expected attributes found.
+    public var score: Double
+    /// Share of images with all expected attributes found.
+    public var accuracy: Double
+
+    public init(images: Int, score: Double, accuracy: Double) {
+        self.images = images; self.score = score; self.accuracy = accuracy
+    }
+}
+
+/// The metrics of one group of items: per prompt kind (nil where the group has no such images) and
+/// the knowledge gap (nil where undefined, see `KnowledgeMetrics`).
+public struct GroupMetrics: Hashable, Codable, Sendable {
+    /// Items with at least one image in the group.
+    public var items: Int
+    public var implicit: PromptStats?
+    public var explicit: PromptStats?
+    public var superficial: PromptStats?
+    public var knowledgeGap: Double?
+
+    public init(items: Int, implicit: PromptStats?, explicit: PromptStats?, superficial: PromptStats?,
+                knowledgeGap: Double?) {
+        self.items = items; self.implicit = implicit; self.explicit = explicit
+        self.superficial = superficial; self.knowledgeGap = knowledgeGap
+    }
+
+    /// The statistics of one prompt kind.
+    public func stats(_ kind: KnowledgeItem.PromptKind) -> PromptStats? {
+        switch kind {
+        case .implicit: return implicit
+        case .explicit: return explicit
+        case .superficial: return superficial
+        }
+    }
+}
+
+/// `KnowledgeMetrics.report`'s result: overall and grouped metrics.
+public struct KnowledgeReport: Hashable, Codable, Sendable {
+    public var overall: GroupMetrics
+    /// Keyed by split raw value ("train", "test-paraphrase", "test-concept").
+    public var bySplit: [String: GroupMetrics]
+    /// Keyed by family raw value.
+    public var byFamily: [String: GroupMetrics]
+    public var bySubdomain: [String: GroupMetrics]
+    /// Keyed by item id.
+    public var byItem: [String: GroupMetrics]
+}
