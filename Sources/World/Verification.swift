@@ -1,0 +1,30 @@
+/// What the verifier read from one image.
+public struct Verification: Sendable, Equatable {
+    /// The attributes read. With no clear object only `background` is set.
+    public var attributes: Attributes
+    /// Whether one object stands out clearly from the background and matches some shape well.
+    public var foundObject: Bool
+    /// How well the best shape template explains the object, in [0, 1] (1: all of the image's
+    /// difference from the background, beyond its noise, is the fitted shape).
+    public var confidence: Float
+    /// The second-best shape, and how much worse it fits: the increase of the squared residual in
+    /// pixels of coverage (about 0 when the two shapes are indistinguishable here).
+    public var runnerUp: Shape?
+    public var shapeMargin: Float
+    /// Measured object and background colours, sRGB in [0, 1].
+    public var objectRGB: SIMD3<Float>
+    public var backgroundRGB: SIMD3<Float>
+    /// The fitted box of the best shape: centre and extent in pixels.
+    public var centerX: Float
+    public var centerY: Float
+    public var extent: Float
+
+    public init(attributes: Attributes, foundObject: Bool, confidence: Float, runnerUp: Shape?,
+                shapeMargin: Float, objectRGB: SIMD3<Float>, backgroundRGB: SIMD3<Float>,
+                centerX: Float, centerY: Float, extent: Float) {
+        self.attributes = attributes; self.foundObject = foundObject; self.confidence = confidence
+        self.runnerUp = runnerUp; self.shapeMargin = shapeMargin
+        self.objectRGB = objectRGB; self.backgroundRGB = backgroundRGB
+        self.centerX = centerX; self.centerY = centerY; self.extent = extent
+    }
+}

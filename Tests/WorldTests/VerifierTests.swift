@@ -1,0 +1,114 @@
+import Foundation
+import Tensors
+import XCTest
+@testable import World
+
+final class VerifierTests: XCTestCase {
+    /// Every shape in every colour on every other colour, at a random size and position, is drawn and
+    /// read back right, from the float image and from its 8-bit PNG form.
+    func testEveryShapeColourAndBackgroundIsReadBack() throws {
+        let verifier = Verifier()
+        var rng = RNG(seed: 17)
+        var wrong: [String] = []
+        var count = 0
+        for shape in Shape.allCases {
+            for color in PaletteColor.allCases {
+                for background in PaletteColor.allCases where background != color {
+                    let scene = Scene.sample(Attributes(shape: shape, color: color, background: background), rng: &rng)
+                    let image = Renderer.image(scene)
+                    let v = try verifier.verify(image)
+                    count += 1
+                    if v.attributes != scene.attributes || !v.foundObject {
+                        wrong.append("\(scene.attributes) read as \(v.attributes)")
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(count, 12 * 12 * 11)
+        XCTAssertEqual(wrong, [])
+    }
+
+    func testFloatAndByteInputsAgree() throws {
+        var rng = RNG(seed: 23)
+        var buf = [Float](repeating: 0, count: Renderer.floatCount)
+        for _ in 0..<50 {
+            let scene = buf.withUnsafeMutableBufferPointer {
+                Renderer.render(Caption.random(&rng).attributes, rng: &rng, into: $0.baseAddress!)
+            }
+            let fromFloat = try buf.withUnsafeBufferPointer { try Verifier().verify(signedUnit: $0.baseAddress!) }
+            let unit = buf.map { ($0 + 1) / 2 }
+            let fromUnit = try unit.withUnsafeBufferPointer { try Verifier().verify(unit: $0.baseAddress!) }
+            let fromBytes = try buf.withUnsafeBufferPointer {
+                try Verifier().verify(RGBImage(signedUnit: $0.baseAddress!, width: 32, height: 32))
+            }
+            XCTAssertEqual(fromFloat.attributes, scene.attributes)
+            XCTAssertEqual(fromUnit.attributes, scene.attributes)
+            XCTAssertEqual(fromBytes.attributes, scene.attributes)
+            XCTAssertGreaterThan(fromFloat.confidence, 0.9)
+        }
+    }
+
+    /// A blank image, pure noise, and a faint smudge are not objects; the background is still named.
+    func testNoClearObject() throws {
+        let verifier = Verifier()
+        let blank = RGBImage(width: 32, height: 32, fill: SIMD3(255, 255, 255))
+        let v = try verifier.verify(blank)
+        XCTAssertFalse(v.foundObject)
+        XCTAssertEqual(v.attributes, Attributes(background: .white))
+
+        var rng = RNG(seed: 4)
+        var noise = [Float](repeating: 0, count: Renderer.floatCount)
+        for i in 0..<noise.count { noise[i] = -0.8 + 0.2 * rng.normal() }   // noisy near-black
+        let vn = try noise.withUnsafeBufferPointer { try verifier.verify(signedUnit: $0.baseAddress!) }
+        XCTAssertFalse(vn.foundObject)
+        XCTAssertEqual(vn.attributes, Attributes(background: .black))
+
+        // A faint smudge: a disc barely darker than a gray background.
+        var smudge = [Float](repeating: 0.04, count: Renderer.floatCount)
+        for y in 12..<20 { for x in 12..<20 { for c in 0..<3 { smudge[(y * 32 + x) * 3 + c] = 0.0 } } }
+        let vs = try smudge.withUnsafeBufferPointer { try verifier.verify(signedUnit: $0.baseAddress!) }
+        XCTAssertFalse(vs.foundObject)
+
+        // A scatter of unrelated speckles is not one shape either.
+        var speckles = [Float](repeating: 1, count: Renderer.floatCount)
+        for _ in 0..<150 {
+            let i = rng.int(below: 32 * 32)
+            for c in 0..<3 { speckles[i * 3 + c] = -1 }
+        }
+        let vk = try speckles.withUnsafeBufferPointer { try verifier.verify(signedUnit: $0.baseAddress!) }
+        XCTAssertFalse(vk.foundObject, "\(vk)")
+    }
+
+    func testWrongSizeThrows() {
+        XCTAssertThrowsError(try Verifier().verify(RGBImage(width: 16, height: 16))) { error in
+            XCTAssertEqual(error as? WorldError, .unsupportedSize(width: 16, height: 16))
+        }
+    }
+
+    /// Speed of the renderer (per image) against the verifier, measured side by side.
+    func testRendererIsFastAndVerifierIsUsable() throws {
+        _ = ShapeTemplate.all
+        var rng = RNG(seed: 8)
+        var buf = [Float](repeating: 0, count: Renderer.floatCount)
+        let scenes = (0..<2000).map { _ in Scene.sample(Caption.random(&rng).attributes, rng: &rng) }
+        let t0 = Date()
+        var checksum: Float = 0
+        for s in scenes {
+            buf.withUnsafeMutableBufferPointer { Renderer.render(s, into: $0.baseAddress!) }
+            checksum += buf[512]
+        }
+        let render = Date().timeIntervalSince(t0) / Double(scenes.count)
+        let t1 = Date()
+        var right = 0
+        for s in scenes.prefix(200) {
+            buf.withUnsafeMutableBufferPointer { Renderer.render(s, into: $0.baseAddress!) }
+            let v = try buf.withUnsafeBufferPointer { try Verifier().verify(signedUnit: $0.baseAddress!) }
+            if v.attributes == s.attributes { right += 1 }
+        }
+        let verify = Date().timeIntervalSince(t1) / 200
+        print(String(format: "render %.1f µs/image, verify %.2f ms/image (ratio %.0f×), checksum %.1f",
+                     render * 1e6, verify * 1e3, verify / render, checksum))
+        XCTAssertEqual(right, 200)
+        XCTAssertLessThan(render, verify / 20)
+    }
+}
