@@ -1,0 +1,79 @@
+import Foundation
+
+/// What one unit of a job produced.
+public enum JobStep: Sendable {
+    /// More units to come; `fraction` in 0...1 of the whole job, `message` for `$/progress` reports.
+    case progress(fraction: Double, message: String?)
+    /// The job is complete; this is the JSON-RPC result.
+    case done(JSON)
+}
+
+/// Why a job stopped before it was done.
+public enum JobStopReason: Sendable {
+    case cancelled      // `$/cancelRequest`, or its client disconnected
+    case shutdown       // the daemon is shutting down
+    case failed         // a unit threw
+}
+
+/// Long work split into units (a sampling step, a training step). The scheduler's single worker thread
+/// calls `step` once per unit and interleaves the units of all admitted jobs round-robin, so a short job
+/// is never stuck behind a long one; between units it checks the job's cancellation flag. All methods
+/// run on the worker thread, one at a time, never concurrently with another job's methods.
+public protocol Job: AnyObject {
+    /// Title of the `$/progress` begin notification ("sample", "matchDistributions: 200 steps").
+    var title: String { get }
+    /// Runs one unit. Long units may poll `context.isCancelled` and stop early by throwing
+    /// `RPCError.requestCancelled`.
+    func step(_ context: JobContext) throws -> JobStep
+    /// True for jobs with state worth keeping (training): `checkpoint` is then called every
+    /// `--checkpoint-every` units and when the daemon shuts down.
+    var isCheckpointable: Bool { get }
+    /// Saves the job's state atomically under `context.state` (see `StateDirectory.write`).
+    func checkpoint(_ context: JobContext) throws
+    /// Called once if a job that has run at least one unit stops before `done` (cancelled, shut down,
+    /// or a unit threw), so it can release resources or keep the work done so far. A job cancelled
+    /// before its first unit is dropped without this call.
+    func stopped(_ context: JobContext, reason: JobStopReason)
+}
+
+extension Job {
+    public var isCheckpointable: Bool { false }
+    public func checkpoint(_ context: JobContext) throws {}
+    public func stopped(_ context: JobContext, reason: JobStopReason) {}
+}
+
+/// What a job sees of the daemon while it runs on the worker thread.
+public final class JobContext: @unchecked Sendable {
+    /// Daemon-wide job number (shown by `status`).
+    public let id: Int
+    public let method: String
+    public let state: StateDirectory
+    public let models: ModelRegistry
+    /// Units completed so far.
+    public internal(set) var units = 0
+    private let cancelFlag: () -> Bool
+
+    init(id: Int, method: String, state: StateDirectory, models: ModelRegistry, cancelFlag: @escaping () -> Bool) {
+        self.id = id
+        self.method = method
+        self.state = state
+        self.models = models
+        self.cancelFlag = cancelFlag
+    }
+
+    /// True once `$/cancelRequest`, a disconnect or shutdown asked this job to stop.
+    public var isCancelled: Bool { cancelFlag() }
+}
+
+/// A job built from closures, for small methods that do not need a type of their own.
+public final class ClosureJob: Job {
+    public let title: String
+    private let body: (JobContext) throws -> JobStep
+
+    public init(title: String, step: @escaping (JobContext) throws -> JobStep) {
+        self.title = title
+        self.body = step
+    }
+
+    public func step(_ context: JobContext) throws -> JobStep { try body(context) }
+}

@@ -1,0 +1,113 @@
+import Foundation
+
+/// A model kept resident by the daemon. The engine provides the concrete type; the daemon only needs
+/// what `status` shows and a way to save what was learned.
+public protocol ResidentModel: AnyObject {
+    /// Resident memory of the model (weights, adapter, optimizer state, caches).
+    var bytes: Int { get }
+    /// Adapter state for `status` (for example `{"rank": 8, "enabled": true, "steps": 120}`), or null.
+    var adapter: JSON { get }
+    /// Saves the adapter atomically under `state`; called every N training units and at shutdown.
+    func checkpoint(into state: StateDirectory) throws
+    /// Called when the model leaves the registry (`models/unload`, shutdown).
+    func unloaded()
+}
+
+extension ResidentModel {
+    public func checkpoint(into state: StateDirectory) throws {}
+    public func unloaded() {}
+}
+
+/// Loaded models by name. Models are used and changed only on the worker thread; `status` on the loop
+/// thread reads the cached summary, refreshed by the worker after each unit, so it never waits.
+public final class ModelRegistry: @unchecked Sendable {
+    /// Makes a model from a path; installed by the engine's method registration. Runs on the worker
+    /// thread (or at start-up, before the loop runs).
+    public typealias Loader = (_ name: String, _ path: String, _ state: StateDirectory) throws -> ResidentModel
+
+    public var loader: Loader?
+
+    private struct Entry {
+        let name: String
+        let model: ResidentModel
+        var bytes: Int
+        var adapter: JSON
+    }
+
+    private let lock = NSLock()
+    private var entries: [Entry] = []
+
+    public init() {}
+
+    /// Loads a model with the installed loader and registers it (replacing one of the same name).
+    @discardableResult
+    public func load(name: String, path: String, state: StateDirectory) throws -> ResidentModel {
+        guard let loader else {
+            throw RPCError.internalError("this build of erudiffd has no model loader; cannot load \"\(name)\" from \(path)")
+        }
+        let model = try loader(name, path, state)
+        register(name: name, model: model)
+        return model
+    }
+
+    /// Registers an already built model.
+    public func register(name: String, model: ResidentModel) {
+        let old: ResidentModel? = lock.withLock {
+            let previous = entries.firstIndex { $0.name == name }.map { entries.remove(at: $0).model }
+            entries.append(Entry(name: name, model: model, bytes: model.bytes, adapter: model.adapter))
+            return previous
+        }
+        old?.unloaded()
+    }
+
+    /// Removes a model; false when no model has that name.
+    @discardableResult
+    public func unload(name: String) -> Bool {
+        let old: ResidentModel? = lock.withLock {
+            entries.firstIndex { $0.name == name }.map { entries.remove(at: $0).model }
+        }
+        old?.unloaded()
+        return old != nil
+    }
+
+    /// The model of that name, or `-32002 model not loaded`.
+    public func model(_ name: String) throws -> ResidentModel {
+        guard let m = lock.withLock({ entries.first { $0.name == name }?.model }) else {
+            throw RPCError.modelNotLoaded(name)
+        }
+        return m
+    }
+
+    public var names: [String] { lock.withLock { entries.map(\.name) } }
+
+    /// Re-reads memory and adapter state of every model (worker thread, between units).
+    public func refresh() {
+        let models = lock.withLock { entries.map { ($0.name, $0.model) } }
+        let fresh = models.map { ($0.0, $0.1.bytes, $0.1.adapter) }
+        lock.withLock {
+            for (name, bytes, adapter) in fresh {
+                if let i = entries.firstIndex(where: { $0.name == name }) {
+                    entries[i].bytes = bytes
+                    entries[i].adapter = adapter
+                }
+            }
+        }
+    }
+
+    /// `[{name, bytes, adapter}]` as last refreshed (any thread; never waits for the worker).
+    public func summary() -> JSON {
+        .array(lock.withLock {
+            entries.map { ["name": .string($0.name), "bytes": .int(Int64($0.bytes)), "adapter": $0.adapter] }
+        })
+    }
+
+    /// Checkpoints every model (worker thread). Returns the failures, by model name.
+    public func checkpointAll(into state: StateDirectory) -> [(String, Error)] {
+        let models = lock.withLock { entries.map { ($0.name, $0.model) } }
+        var failures: [(String, Error)] = []
+        for (name, model) in models {
+            do { try model.checkpoint(into: state) } catch { failures.append((name, error)) }
+        }
+        return failures
+    }
+}

@@ -1,0 +1,289 @@
+import Foundation
+
+/// Runs jobs on ONE worker thread (the numeric code brings its own threads; two jobs at once would only
+/// fight over the cores), one unit at a time, round-robin over all admitted jobs. The loop thread
+/// submits and cancels; the worker reports through a locked event list that the loop drains completely
+/// whenever `wake` fires (`uv_async_send` coalesces several wakes into one callback).
+public final class Scheduler: @unchecked Sendable {
+    public enum Event {
+        case progress(job: Int, fraction: Double, message: String?)
+        /// The job returned `done` (success) or a unit threw (failure).
+        case finished(job: Int, Result<JSON, Error>)
+        /// The job stopped early because it was cancelled or the daemon is shutting down.
+        case stopped(job: Int, JobStopReason)
+        /// A task given to `perform` completed.
+        case task(id: Int, Result<JSON, Error>)
+    }
+
+    public enum CancelOutcome: Equatable {
+        case notFound
+        /// It had not started: removed at once, no `stopped` event follows.
+        case removed
+        /// It has started: it stops at its next unit boundary and a `stopped` event follows.
+        case flagged
+    }
+
+    private final class Entry {
+        let id: Int
+        let method: String
+        let job: Job
+        var context: JobContext!
+        var cancelled: JobStopReason?
+        var started = false
+        var fraction = 0.0
+        var message: String?
+        init(id: Int, method: String, job: Job) {
+            self.id = id
+            self.method = method
+            self.job = job
+        }
+    }
+
+    public let maxJobs: Int
+    public let checkpointEvery: Int
+    public let state: StateDirectory
+    public let models: ModelRegistry
+
+    private let cond = NSCondition()
+    private var queue: [Entry] = []          // admitted jobs in round-robin order (the running one excluded)
+    private var current: Entry?
+    private var tasks: [(id: Int, body: () throws -> JSON)] = []
+    private var events: [Event] = []
+    private var nextJobID = 1
+    private var nextTaskID = 1
+    private var stopping = false
+    private var exited = false
+    private var thread: Thread?
+    private let wake: () -> Void
+
+    /// `wake` is called from the worker thread after events were added (thread-safe, e.g. uv_async_send).
+    public init(maxJobs: Int, checkpointEvery: Int, state: StateDirectory, models: ModelRegistry,
+                wake: @escaping () -> Void) {
+        self.maxJobs = maxJobs
+        self.checkpointEvery = checkpointEvery
+        self.state = state
+        self.models = models
+        self.wake = wake
+    }
+
+    /// Starts the worker thread.
+    public func start() {
+        let t = Thread { [self] in self.workerLoop() }
+        t.name = "erudiffd-worker"
+        t.stackSize = 64 << 20
+        thread = t
+        t.start()
+    }
+
+    // MARK: loop-thread API
+
+    /// Admits a job; throws `-32001 busy` when `maxJobs` are already admitted, `-32003` when stopping.
+    public func submit(method: String, job: Job) throws -> Int {
+        cond.lock()
+        defer { cond.unlock() }
+        guard !stopping else { throw RPCError.shuttingDown() }
+        let admitted = queue.count + (current == nil ? 0 : 1)
+        guard admitted < maxJobs else {
+            throw RPCError.busy("\(admitted) jobs admitted, the limit is \(maxJobs) (--max-queue); retry later")
+        }
+        let e = Entry(id: nextJobID, method: method, job: job)
+        nextJobID += 1
+        e.context = JobContext(id: e.id, method: method, state: state, models: models) { [unowned self, unowned e] in
+            self.cond.lock()
+            defer { self.cond.unlock() }
+            return e.cancelled != nil
+        }
+        queue.append(e)
+        cond.signal()
+        return e.id
+    }
+
+    /// Asks a job to stop.
+    public func cancel(_ id: Int, reason: JobStopReason = .cancelled) -> CancelOutcome {
+        cond.lock()
+        defer { cond.unlock() }
+        if let e = current, e.id == id {
+            if e.cancelled == nil { e.cancelled = reason }
+            return .flagged
+        }
+        guard let i = queue.firstIndex(where: { $0.id == id }) else { return .notFound }
+        let e = queue[i]
+        if !e.started {
+            queue.remove(at: i)
+            return .removed
+        }
+        if e.cancelled == nil { e.cancelled = reason }
+        queue.remove(at: i)
+        queue.insert(e, at: 0)     // let the worker stop it before anything else
+        cond.signal()
+        return .flagged
+    }
+
+    /// Runs `body` on the worker at the next unit boundary, ahead of all jobs; its result comes back
+    /// as a `.task` event with the returned id.
+    public func perform(_ body: @escaping () throws -> JSON) -> Int {
+        cond.lock()
+        defer { cond.unlock() }
+        let id = nextTaskID
+        nextTaskID += 1
+        tasks.append((id, body))
+        cond.signal()
+        return id
+    }
+
+    /// Takes every pending event (loop thread, from the wake callback).
+    public func drain() -> [Event] {
+        cond.lock()
+        defer { cond.unlock() }
+        let out = events
+        events.removeAll(keepingCapacity: true)
+        return out
+    }
+
+    /// For `status`: every admitted job and the number that have not started yet. Never waits for a
+    /// unit: the worker holds the lock only between units.
+    public func snapshot() -> (jobs: [JSON], waiting: Int) {
+        cond.lock()
+        defer { cond.unlock() }
+        var all = queue
+        if let c = current { all.insert(c, at: 0) }
+        let jobs: [JSON] = all.sorted { $0.id < $1.id }.map { e in
+            var o: [String: JSON] = [
+                "id": .int(Int64(e.id)), "method": .string(e.method), "progress": .double(e.fraction),
+                "state": .string(e === current ? "running" : e.started ? "paused" : "queued"),
+                "units": .int(Int64(e.context.units)),
+            ]
+            if let m = e.message { o["message"] = .string(m) }
+            return .object(o)
+        }
+        return (jobs, all.filter { !$0.started }.count)
+    }
+
+    /// Ids of all admitted jobs.
+    public var jobIDs: [Int] {
+        cond.lock()
+        defer { cond.unlock() }
+        return (current.map { [$0.id] } ?? []) + queue.map(\.id)
+    }
+
+    /// Checkpoints every started checkpointable job (call from a `perform` task: worker thread).
+    public func checkpointJobs() -> [(Int, Error)] {
+        cond.lock()
+        let started = queue.filter { $0.started && $0.cancelled == nil && $0.job.isCheckpointable }
+        cond.unlock()
+        var failures: [(Int, Error)] = []
+        for e in started {
+            do { try e.job.checkpoint(e.context) } catch { failures.append((e.id, error)) }
+        }
+        return failures
+    }
+
+    /// Flags every admitted job to stop with `reason` (their `stopped` events follow, also for jobs that
+    /// had not started). Safe from any thread; called from the shutdown task so that no unit runs
+    /// between the last checkpoint and the stop.
+    public func cancelAll(reason: JobStopReason) {
+        cond.lock()
+        for e in queue where e.cancelled == nil { e.cancelled = reason }
+        if let c = current, c.cancelled == nil { c.cancelled = reason }
+        cond.signal()
+        cond.unlock()
+    }
+
+    /// Stops the worker: every admitted job is stopped with reason `.shutdown` (their `stopped` events
+    /// follow), then the thread ends. Blocks until it has (at most the current unit).
+    public func stop() {
+        cond.lock()
+        stopping = true
+        for e in queue where e.cancelled == nil { e.cancelled = .shutdown }
+        if let c = current, c.cancelled == nil { c.cancelled = .shutdown }
+        cond.broadcast()
+        while !exited && thread != nil { cond.wait() }
+        cond.unlock()
+    }
+
+    // MARK: worker thread
+
+    private func emit(_ e: Event) {   // lock held
+        events.append(e)
+        wake()
+    }
+
+    private func workerLoop() {
+        cond.lock()
+        while true {
+            if !tasks.isEmpty {
+                let t = tasks.removeFirst()
+                cond.unlock()
+                let r = Result { try t.body() }
+                models.refresh()
+                cond.lock()
+                emit(.task(id: t.id, r))
+                continue
+            }
+            if stopping {
+                for e in queue where e.cancelled == nil { e.cancelled = .shutdown }
+                if queue.isEmpty { break }
+            }
+            guard !queue.isEmpty else {
+                cond.wait()
+                continue
+            }
+            let e = queue.removeFirst()
+            if let reason = e.cancelled {
+                if e.started {
+                    cond.unlock()
+                    e.job.stopped(e.context, reason: reason)
+                    models.refresh()
+                    cond.lock()
+                }
+                emit(.stopped(job: e.id, reason))
+                continue
+            }
+            e.started = true
+            current = e
+            cond.unlock()
+
+            let result = Result { try e.job.step(e.context) }
+            cond.lock()
+            e.context.units += 1
+            let units = e.context.units
+            // A unit that threw RequestCancelled after a cancel was asked counts as a cancellation.
+            var cancelledInside: JobStopReason?
+            if case .failure(let error) = result, (error as? RPCError)?.code == RPCError.requestCancelledCode {
+                cancelledInside = e.cancelled
+            }
+            cond.unlock()
+            if case .success(.progress) = result, e.job.isCheckpointable, units % checkpointEvery == 0 {
+                do { try e.job.checkpoint(e.context) } catch {
+                    Log.error("job \(e.id) (\(e.method)): checkpoint failed: \(error)")
+                }
+            }
+            if case .failure = result {
+                e.job.stopped(e.context, reason: cancelledInside ?? .failed)
+            }
+            models.refresh()
+
+            cond.lock()
+            current = nil
+            switch result {
+            case .success(.progress(let fraction, let message)):
+                e.fraction = fraction.isFinite ? min(max(fraction, 0), 1) : 0
+                e.message = message
+                emit(.progress(job: e.id, fraction: e.fraction, message: message))
+                if e.cancelled != nil { queue.insert(e, at: 0) } else { queue.append(e) }
+            case .success(.done(let value)):
+                e.fraction = 1
+                emit(.finished(job: e.id, .success(value)))
+            case .failure(let error):
+                if let reason = cancelledInside {
+                    emit(.stopped(job: e.id, reason))
+                } else {
+                    emit(.finished(job: e.id, .failure(error)))
+                }
+            }
+        }
+        exited = true
+        cond.broadcast()
+        cond.unlock()
+    }
+}

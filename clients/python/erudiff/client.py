@@ -1,0 +1,381 @@
+"""A stdlib-only client of erudiffd: JSON-RPC 2.0 over its Unix socket, one JSON message per line.
+
+One connection per ``Client``; a reader thread routes replies to the calls waiting for them and
+``$/progress`` notifications to their callbacks, so several threads may call at once.
+"""
+
+import collections
+import itertools
+import json
+import os
+import socket
+import threading
+
+from .errors import DaemonUnavailable, ErudiffError, ProtocolError, RequestCancelled, RpcError
+from .images import Image, Images
+
+Progress = collections.namedtuple("Progress", "kind percentage message title")
+Progress.__doc__ = """One ``$/progress`` value: kind is "begin", "report" or "end"; percentage 0..100 or None."""
+
+
+def default_socket_path():
+    """``$ERUDIFF_SOCKET``, else the daemon's default: ``$XDG_RUNTIME_DIR/erudiff/erudiffd.sock``, else
+    ``/tmp/erudiff-$UID/erudiffd.sock``."""
+    env = os.environ.get("ERUDIFF_SOCKET")
+    if env:
+        return env
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "erudiff", "erudiffd.sock")
+    return f"/tmp/erudiff-{os.getuid()}/erudiffd.sock"
+
+
+class Call:
+    """A request in flight. ``result()`` waits for it; ``cancel()`` sends ``$/cancelRequest`` (the
+    call then ends with ``RequestCancelled`` unless it completed first)."""
+
+    def __init__(self, client, request_id, method, progress):
+        self.id = request_id
+        self.method = method
+        self._client = client
+        self._progress = progress
+        self._done = threading.Event()
+        self._result = None
+        self._error = None
+        self._cancel_sent = False
+
+    def done(self):
+        return self._done.is_set()
+
+    def cancel(self):
+        """Asks the daemon to cancel this request (no-op once it is done)."""
+        if not self._done.is_set() and not self._cancel_sent:
+            self._cancel_sent = True
+            try:
+                self._client.notify("$/cancelRequest", {"id": self.id})
+            except ErudiffError:
+                pass
+
+    def result(self, timeout=None):
+        """The result, or raises the ``RpcError`` subclass of the error reply. ``TimeoutError`` if
+        ``timeout`` seconds pass first (the request keeps running; cancel it if you wish)."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"{self.method}: no reply within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def _finish(self, result=None, error=None):
+        if self._done.is_set():
+            return
+        self._result, self._error = result, error
+        self._done.set()
+
+    def _on_progress(self, value):
+        if self._progress is None or not isinstance(value, dict):
+            return
+        p = Progress(value.get("kind"), value.get("percentage"), value.get("message"), value.get("title"))
+        try:
+            keep_going = self._progress(p)
+        except Exception:  # a broken callback must not kill the reader thread
+            keep_going = None
+        if keep_going is False:
+            self.cancel()
+
+
+class SampleResult:
+    """What ``sample`` returns: ``images`` (an ``Images`` list), ``elapsed_ms`` and the raw result."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.images = Images(Image(r) for r in raw.get("images", []))
+        self.elapsed_ms = raw.get("elapsedMs")
+
+    def _repr_html_(self):
+        return self.images._repr_html_()
+
+    def __iter__(self):
+        return iter(self.images)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i]
+
+    def __repr__(self):
+        return f"SampleResult({len(self.images)} images, {self.elapsed_ms} ms)"
+
+
+class Client:
+    """A connection to erudiffd. Use as a context manager, or call ``close()``.
+
+    Every RPC method has a method here (``sample``, ``match_distributions``, ``rl_step``, ``evaluate``,
+    ``encode``, ``models_list`` …); ``call(method, params)`` reaches any other. Long calls take
+    ``progress=callback`` (called with a ``Progress``; returning False cancels the call).
+    """
+
+    def __init__(self, socket_path=None, timeout=None, connect_timeout=5.0):
+        self.socket_path = socket_path or default_socket_path()
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._pending = {}
+        self._tokens = {}
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._closed = False
+        self._lost = None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(connect_timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError as e:
+            sock.close()
+            raise DaemonUnavailable(f"cannot connect to erudiffd at {self.socket_path}: {e.strerror or e}") from None
+        sock.settimeout(None)
+        self._sock = sock
+        self._reader = threading.Thread(target=self._read_loop, name="erudiff-reader", daemon=True)
+        self._reader.start()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Closes the connection; the daemon cancels this connection's unfinished requests."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        self._reader.join(timeout=5)
+
+    def _send(self, message):
+        data = (json.dumps(message, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        with self._send_lock:
+            if self._closed or self._lost:
+                raise DaemonUnavailable(self._lost or "the client is closed")
+            try:
+                self._sock.sendall(data)
+            except OSError as e:
+                raise DaemonUnavailable(f"lost the connection to erudiffd: {e}") from None
+
+    def notify(self, method, params=None):
+        """Sends a notification (no reply)."""
+        message = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        self._send(message)
+
+    def request(self, method, params=None, progress=None):
+        """Sends a request and returns its ``Call`` at once."""
+        request_id = next(self._ids)
+        call = Call(self, request_id, method, progress)
+        if progress is not None:
+            params = dict(params or {})
+            token = f"erudiff-py-{request_id}"
+            params["workDoneToken"] = token
+        message = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        with self._lock:
+            self._pending[request_id] = call
+            if progress is not None:
+                self._tokens[token] = call
+        try:
+            self._send(message)
+        except ErudiffError:
+            with self._lock:
+                self._pending.pop(request_id, None)
+            raise
+        return call
+
+    def call(self, method, params=None, progress=None, timeout=None):
+        """Sends a request and waits for its result. Ctrl-C while waiting cancels the request."""
+        call = self.request(method, params, progress)
+        try:
+            return call.result(timeout if timeout is not None else self.timeout)
+        except KeyboardInterrupt:
+            call.cancel()
+            try:
+                call.result(5)
+            except (RequestCancelled, RpcError, TimeoutError, ErudiffError):
+                pass
+            raise
+
+    def batch(self, requests, timeout=None):
+        """Sends ``[(method, params), …]`` as one JSON-RPC batch; returns results in order, with an
+        ``RpcError`` instance in place of each failed one."""
+        calls = []
+        messages = []
+        with self._lock:
+            for method, params in requests:
+                request_id = next(self._ids)
+                call = Call(self, request_id, method, None)
+                self._pending[request_id] = call
+                calls.append(call)
+                m = {"jsonrpc": "2.0", "id": request_id, "method": method}
+                if params is not None:
+                    m["params"] = params
+                messages.append(m)
+        self._send(messages)
+        out = []
+        for c in calls:
+            try:
+                out.append(c.result(timeout if timeout is not None else self.timeout))
+            except RpcError as e:
+                out.append(e)
+        return out
+
+    def _read_loop(self):
+        reason = "the daemon closed the connection"
+        try:
+            f = self._sock.makefile("rb")
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    reason = f"the daemon sent invalid JSON: {line[:80]!r}"
+                    break
+                for m in message if isinstance(message, list) else [message]:
+                    self._route(m)
+        except (OSError, ValueError):
+            pass
+        if self._closed:
+            reason = "the client was closed"
+        with self._lock:
+            self._lost = reason
+            pending = list(self._pending.values())
+            self._pending.clear()
+            self._tokens.clear()
+        for call in pending:
+            call._finish(error=DaemonUnavailable(f"{call.method}: {reason}"))
+
+    def _route(self, m):
+        if not isinstance(m, dict):
+            return
+        if m.get("method") == "$/progress":
+            params = m.get("params") or {}
+            with self._lock:
+                call = self._tokens.get(params.get("token"))
+            if call is not None:
+                call._on_progress(params.get("value"))
+            return
+        if "method" in m:
+            return  # erudiffd sends no other notification
+        with self._lock:
+            call = self._pending.pop(m.get("id"), None)
+            if call is not None:
+                for t, c in list(self._tokens.items()):
+                    if c is call:
+                        del self._tokens[t]
+        if call is None:
+            return  # e.g. a parse error about a message this client did not send
+        if "error" in m:
+            call._finish(error=RpcError.from_error(m["error"], call.method))
+        elif "result" in m:
+            call._finish(result=m["result"])
+        else:
+            call._finish(error=ProtocolError(f"{call.method}: reply without result or error"))
+
+    @staticmethod
+    def _params(**kw):
+        """Only the parameters that were given: the daemon owns the defaults."""
+        extra = kw.pop("extra", None) or {}
+        out = {k: v for k, v in kw.items() if v is not None}
+        out.update(extra)
+        return out
+
+    # -- lifecycle and status -------------------------------------------------------------------
+
+    def initialize(self, **params):
+        """LSP handshake (optional): server info and capabilities."""
+        return self.call("initialize", params)
+
+    def shutdown(self):
+        """Checkpoints and stops every job; afterwards the daemon accepts only ``exit``."""
+        return self.call("shutdown")
+
+    def exit(self):
+        """Ends the daemon (after ``shutdown``: exit code 0)."""
+        self.notify("exit")
+
+    def status(self):
+        """``{uptimeMs, models, jobs, queue, …}``, answered at once even while training runs."""
+        return self.call("status")
+
+    # -- engine methods (DESIGN §7) -------------------------------------------------------------
+
+    def sample(self, prompt=None, *, prompts=None, count=None, steps=None, guidance=None, seed=None,
+               sampler=None, adapter=None, output_dir=None, model=None, progress=None, timeout=None, **extra):
+        """Generates images; returns a ``SampleResult`` whose images show in Jupyter."""
+        output = {"dir": os.path.abspath(output_dir)} if output_dir else None
+        params = self._params(prompt=prompt, prompts=prompts, count=count, steps=steps, guidance=guidance,
+                              seed=seed, sampler=sampler, adapter=adapter, output=output, model=model, extra=extra)
+        return SampleResult(self.call("sample", params, progress, timeout))
+
+    def match_distributions(self, pairs=None, *, set=None, steps=None, batch_size=None, learning_rate=None,
+                            anchors=None, preserve_weight=None, lora=None, seed=None, model=None,
+                            progress=None, timeout=None, **extra):
+        """DK-DM. ``pairs`` is ``[{"implicit": …, "explicit": …}]`` or ``[(implicit, explicit)]``."""
+        if pairs is not None:
+            pairs = [p if isinstance(p, dict) else {"implicit": p[0], "explicit": p[1]} for p in pairs]
+        params = self._params(pairs=pairs, set=set, steps=steps, batchSize=batch_size, learningRate=learning_rate,
+                              anchors=anchors, preserveWeight=preserve_weight, lora=lora, seed=seed, model=model,
+                              extra=extra)
+        return self.call("matchDistributions", params, progress, timeout)
+
+    def rl_step(self, prompts=None, *, set=None, group_size=None, rounds=None, reward=None, samples=None, beta=None,
+                learning_rate=None, kl_weight=None, seed=None, model=None, progress=None, timeout=None, **extra):
+        """NO-RL. ``samples`` (caller rewards) may be ``[{"id", "reward"}]``, ``[(id, reward)]`` or
+        ``{id: reward}``."""
+        if isinstance(samples, dict):
+            samples = [{"id": k, "reward": v} for k, v in samples.items()]
+        elif samples is not None:
+            samples = [s if isinstance(s, dict) else {"id": s[0], "reward": s[1]} for s in samples]
+        params = self._params(prompts=prompts, set=set, groupSize=group_size, rounds=rounds, reward=reward,
+                              samples=samples, beta=beta, learningRate=learning_rate, klWeight=kl_weight, seed=seed,
+                              model=model, extra=extra)
+        return self.call("rlStep", params, progress, timeout)
+
+    def evaluate(self, set=None, *, items=None, samples_per_item=None, seed=None, model=None, progress=None,
+                 timeout=None, **extra):
+        """Scores the model on a prompt set or on caller-supplied knowledge items."""
+        params = self._params(set=set, items=items, samplesPerItem=samples_per_item, seed=seed, model=model,
+                              extra=extra)
+        return self.call("evaluate", params, progress, timeout)
+
+    def encode(self, prompts, *, model=None, **extra):
+        """The text encoder's view: ``{"tokens": [[id]], "pooled": [[float]]}``."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        return self.call("encode", self._params(prompts=list(prompts), model=model, extra=extra))
+
+    def models_list(self):
+        return self.call("models/list")
+
+    def models_load(self, name, path, *, progress=None, **extra):
+        return self.call("models/load", self._params(name=name, path=str(path), extra=extra), progress)
+
+    def models_unload(self, name):
+        return self.call("models/unload", {"name": name})
+
+    def adapters_save(self, path=None, *, model=None, **extra):
+        return self.call("adapters/save", self._params(path=None if path is None else str(path), model=model,
+                                                       extra=extra))
+
+    def adapters_load(self, path, *, model=None, **extra):
+        return self.call("adapters/load", self._params(path=str(path), model=model, extra=extra))
+
+    def adapters_reset(self, *, lora=None, model=None, **extra):
+        return self.call("adapters/reset", self._params(lora=lora, model=model, extra=extra))

@@ -1,0 +1,263 @@
+"""Test helpers: start the real erudiffd on a private socket, talk to it over a real socket in either
+framing, and check replies against the OpenRPC document."""
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+OPENRPC = os.path.join(REPO, "protocol", "openrpc.json")
+SHELL_CLIENT = os.path.join(REPO, "clients", "erudiff")
+
+
+def daemon_binary():
+    """The erudiffd under test: $ERUDIFFD, else a release build in the repository."""
+    path = os.environ.get("ERUDIFFD")
+    if path:
+        return path
+    for scratch in (".build", ".build-daemon"):
+        p = os.path.join(REPO, scratch, "release", "erudiffd")
+        if os.path.exists(p):
+            return p
+    raise RuntimeError("set ERUDIFFD to the erudiffd binary (scripts/test-python builds it)")
+
+
+class Daemon:
+    """One erudiffd process with its own socket, state directory and log file."""
+
+    def __init__(self, workdir, *args, socket_path=None, test_methods=True, env=None, wait=True):
+        self.workdir = workdir
+        self.socket_path = socket_path or os.path.join(workdir, "run", "erudiffd.sock")
+        self.state_dir = os.path.join(workdir, "state")
+        self.log_path = os.path.join(workdir, f"erudiffd-{time.monotonic_ns()}.log")
+        cmd = [daemon_binary(), "--state-dir", self.state_dir]
+        if socket_path is not False:
+            cmd += ["--socket", self.socket_path]
+        if test_methods:
+            cmd.append("--enable-test-methods")
+        cmd += list(args)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=self._log, stdin=subprocess.DEVNULL,
+                                     env=env if env is not None else os.environ.copy())
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=20):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"erudiffd exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(self.socket_path)
+                s.close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"erudiffd did not listen on {self.socket_path}:\n{self.log()}")
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        self.expected_exit = True
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def connect(self, framing="line", timeout=10):
+        return Conn(self.socket_path, framing, timeout)
+
+
+class Conn:
+    """A raw client connection. ``framing`` is "line" or "lsp"; replies come back in the same framing."""
+
+    def __init__(self, path, framing="line", timeout=10):
+        self.framing = framing
+        self.timeout = timeout
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        self.eof = False
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def encode(message, framing):
+        body = message if isinstance(message, bytes) else json.dumps(message, separators=(",", ":")).encode()
+        if framing == "lsp":
+            return b"Content-Length: %d\r\n\r\n" % len(body) + body
+        return body + b"\n"
+
+    def send(self, message):
+        self.sock.sendall(self.encode(message, self.framing))
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no complete message in time")
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(1 << 16)
+        except socket.timeout:
+            raise TimeoutError("no complete message in time") from None
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            raise EOFError("connection closed by the daemon")
+        self.buf += chunk
+
+    def recv(self, timeout=None):
+        """The next message (parsed JSON)."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while True:
+            if self.framing == "line":
+                i = self.buf.find(b"\n")
+                if i >= 0:
+                    line, self.buf = self.buf[:i], self.buf[i + 1:]
+                    if line.strip():
+                        return json.loads(line)
+                    continue
+            else:
+                i = self.buf.find(b"\r\n\r\n")
+                if i >= 0:
+                    header = self.buf[:i].decode("ascii")
+                    assert header.startswith("Content-Length: "), header
+                    n = int(header.split(":", 1)[1])
+                    if len(self.buf) >= i + 4 + n:
+                        body = self.buf[i + 4:i + 4 + n]
+                        self.buf = self.buf[i + 4 + n:]
+                        return json.loads(body)
+            self._fill(deadline)
+
+    def recv_reply(self, request_id, timeout=None, notifications=None):
+        """Reads until the reply with this id; notifications met on the way go into ``notifications``."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while True:
+            m = self.recv(max(0.001, deadline - time.monotonic()))
+            if isinstance(m, dict) and "method" in m:
+                if notifications is not None:
+                    notifications.append(m)
+                continue
+            if isinstance(m, dict) and m.get("id") == request_id:
+                return m
+            raise AssertionError(f"unexpected message while waiting for {request_id}: {m}")
+
+    def call(self, method, params=None, request_id=1, timeout=None, notifications=None):
+        m = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            m["params"] = params
+        self.send(m)
+        return self.recv_reply(request_id, timeout, notifications)
+
+    def closed_by_peer(self, timeout=5):
+        """True when the daemon closes the connection within ``timeout`` (data before EOF is dropped)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self._fill(deadline)
+        except EOFError:
+            return True
+        except (TimeoutError, ConnectionResetError):
+            return False
+        except OSError:
+            return True
+
+    def nothing_within(self, seconds):
+        """True when no byte arrives within ``seconds``."""
+        r, _, _ = select.select([self.sock], [], [], seconds)
+        return not r and not self.buf
+
+
+def request(method, params=None, request_id=1):
+    m = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        m["params"] = params
+    return m
+
+
+def notification(method, params=None):
+    m = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        m["params"] = params
+    return m
+
+
+class Contract:
+    """The OpenRPC document, with jsonschema validators for each method's params and result."""
+
+    def __init__(self, path=OPENRPC):
+        import jsonschema
+        with open(path) as f:
+            self.doc = json.load(f)
+        self.methods = {m["name"]: m for m in self.doc["methods"]}
+        self._jsonschema = jsonschema
+        self._root = {"components": self.doc["components"]}
+
+    def _validator(self, schema):
+        s = dict(schema)
+        s["components"] = self.doc["components"]
+        cls = self._jsonschema.validators.validator_for({"$schema": "http://json-schema.org/draft-07/schema#"})
+        return cls(s)
+
+    def check_result(self, method, result):
+        self._validator(self.methods[method]["result"]["schema"]).validate(result)
+
+    def check_params(self, method, params):
+        m = self.methods[method]
+        props, required = {}, []
+        for p in m["params"]:
+            props[p["name"]] = p["schema"]
+            if p.get("required"):
+                required.append(p["name"])
+        self._validator({"type": "object", "properties": props, "required": required,
+                         "additionalProperties": False}).validate(params)
+
+    def check_error(self, error):
+        self._validator({"$ref": "#/components/schemas/ErrorObject"}).validate(error)
+        codes = {e["code"] for e in self.doc["components"]["errors"].values()}
+        assert error["code"] in codes, f"error code {error['code']} is not documented"
+
+    def check_progress(self, params):
+        self._validator({"$ref": "#/components/schemas/ProgressParams"}).validate(params)
+
+    def check_reply(self, method, reply):
+        """A full reply: envelope, then result or error against the document."""
+        assert reply.get("jsonrpc") == "2.0", reply
+        assert ("result" in reply) != ("error" in reply), reply
+        if "error" in reply:
+            self.check_error(reply["error"])
+        else:
+            self.check_result(method, reply["result"])
+
+
+def tempdir():
+    return tempfile.mkdtemp(prefix="erudiffd-test-")

@@ -1,0 +1,162 @@
+"""clients/erudiff (bash, socat + jq): commands, progress on stderr, exit codes, Ctrl-C cancellation,
+and the engine commands' requests checked against the contract through the stand-in server."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from fake_daemon import FakeDaemon
+from helpers import SHELL_CLIENT
+
+
+def run(*args, socket_path=None, env=None, timeout=60):
+    e = dict(os.environ if env is None else env)
+    cmd = [SHELL_CLIENT] + (["--socket", socket_path] if socket_path else []) + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
+
+
+def test_status(daemon, contract):
+    r = run("status", socket_path=daemon.socket_path)
+    assert r.returncode == 0, r.stderr
+    contract.check_result("status", json.loads(r.stdout))
+
+
+def test_socket_from_environment(daemon):
+    r = run("status", env=dict(os.environ, ERUDIFF_SOCKET=daemon.socket_path))
+    assert r.returncode == 0 and json.loads(r.stdout)["queue"] == 0
+
+
+def test_call_prints_result_and_progress_on_stderr(daemon):
+    r = run("call", "test/sleep", '{"units": 4, "unitMs": 20}', socket_path=daemon.socket_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["units"] == 4
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("erudiff: started test/sleep")
+    assert [l.split()[1] for l in lines[1:4]] == ["25%", "50%", "75%"]
+    assert lines[-1] == "erudiff: finished done"
+    q = run("-q", "call", "test/sleep", '{"units": 3, "unitMs": 1}', socket_path=daemon.socket_path)
+    assert q.returncode == 0 and q.stderr == ""
+
+
+def test_rpc_error_exits_1_with_the_error_object(daemon):
+    r = run("call", "test/sleep", '{"units": "many"}', socket_path=daemon.socket_path)
+    assert r.returncode == 1
+    err = json.loads(r.stdout)
+    assert err["code"] == -32602 and '"units"' in err["message"]
+    assert "test/sleep failed" in r.stderr and "(-32602)" in r.stderr
+    assert run("call", "no/such", socket_path=daemon.socket_path).returncode == 1
+
+
+@pytest.mark.parametrize("args", [[], ["frobnicate"], ["call"], ["call", "status", "not json"], ["call", "status", "[1]"],
+                                  ["status", "extra"], ["sample"], ["sample", "p", "--steps", "many"],
+                                  ["match", "--bogus", "1"], ["--nope", "status"]])
+def test_usage_errors_exit_2(daemon, args):
+    r = run(*args, socket_path=daemon.socket_path)
+    assert r.returncode == 2, (args, r.stdout, r.stderr)
+    assert r.stderr
+
+
+def test_help(daemon):
+    r = run("help")
+    assert r.returncode == 0 and "exit codes" in r.stdout
+
+
+def test_cannot_connect_exits_3(workdir):
+    assert run("status", socket_path=os.path.join(workdir, "absent.sock")).returncode == 3
+    stale = os.path.join(workdir, "stale.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(stale)
+    s.close()
+    r = run("status", socket_path=stale)
+    assert r.returncode == 3, r.stderr
+    assert "cannot connect" in r.stderr
+
+
+def test_daemon_dying_mid_call_exits_4(start):
+    d = start()
+    p = subprocess.Popen([SHELL_CLIENT, "--socket", d.socket_path, "call", "test/sleep", '{"units": 100000, "unitMs": 5}'],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    d.proc.kill()
+    d.proc.wait()
+    d.expected_exit = True
+    assert p.wait(20) == 4
+
+
+def test_ctrl_c_cancels_the_request(daemon):
+    p = subprocess.Popen([SHELL_CLIENT, "--socket", daemon.socket_path, "call", "test/sleep",
+                          '{"units": 100000, "unitMs": 5}'],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 10
+    with daemon.connect() as c:
+        while not c.call("status")["result"]["jobs"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.killpg(p.pid, signal.SIGINT)            # like a terminal: the whole process group
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 130, (out, err)
+        assert json.loads(out)["code"] == -32800
+        assert c.call("status")["result"]["jobs"] == []
+    assert "cancelling" in err
+
+
+def test_stop_shuts_the_daemon_down(start):
+    d = start()
+    r = run("stop", socket_path=d.socket_path)
+    assert r.returncode == 0, r.stderr
+    assert d.proc.wait(10) == 0
+    d.expected_exit = True
+    assert not os.path.exists(d.socket_path)
+
+
+# -- engine commands against the contract ---------------------------------------------------------
+
+@pytest.fixture
+def fake(contract, workdir):
+    f = FakeDaemon(contract, os.path.join(workdir, "fake.sock"))
+    yield f
+    f.close()
+    assert not f.errors, f.errors
+
+
+def test_sample_writes_png_files(fake, workdir):
+    out = os.path.join(workdir, "flag.png")
+    r = run("sample", "the flag of Japan", "-o", out, "--seed", "7", "--steps", "8", "--guidance", "3.5",
+            "--sampler", "sde", "--no-adapter", "--model", "mini", socket_path=fake.path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [out]
+    assert open(out, "rb").read() == fake.png
+    assert "erudiff: started sample" in r.stderr
+    p = [q for q in fake.requests if q.get("method") == "sample"][0]["params"]
+    assert {k: v for k, v in p.items() if k != "workDoneToken"} == {
+        "prompt": "the flag of Japan", "seed": 7, "steps": 8, "guidance": 3.5, "sampler": "sde", "adapter": False,
+        "model": "mini"}
+    r = run("sample", "a stop sign", "-o", os.path.join(workdir, "s.png"), "-n", "3", socket_path=fake.path)
+    assert r.stdout.split() == [os.path.join(workdir, f"s-{i}.png") for i in (1, 2, 3)]
+    d = os.path.join(workdir, "out")
+    r = run("sample", "a stop sign", "-d", d, socket_path=fake.path)
+    assert r.returncode == 0 and r.stdout.split()[0].startswith(d)
+
+
+def test_match_rl_eval_build_contract_params(fake):
+    cases = [
+        ["match", "--pairs", '[{"implicit":"a stop sign","explicit":"a red octagon on a white background"}]',
+         "--steps", "10", "--batch-size", "2", "--lr", "0.001", "--preserve-weight", "0.5", "--seed", "1",
+         "--params", '{"anchors":{"perPair":2}}'],
+        ["match", "--set", "world:train"],
+        ["rl", "--prompts", '["a stop sign"]', "--group-size", "4", "--rounds", "2", "--beta", "0.5", "--lr", "1e-4",
+         "--kl-weight", "0.1"],
+        ["rl", "--samples", '[{"id":"s-1","reward":0.25}]'],
+        ["eval", "--set", "world:test-concept", "--samples-per-item", "2", "--seed", "3"],
+    ]
+    for args in cases:
+        r = run(*args, socket_path=fake.path)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        json.loads(r.stdout)
+    methods = [q["method"] for q in fake.requests if "id" in q]
+    assert methods == ["matchDistributions", "matchDistributions", "rlStep", "rlStep", "evaluate"]
