@@ -1,0 +1,246 @@
+import Diffusion
+import Foundation
+import Models
+import Tensors
+import World
+
+/// Base pretraining of a flow model on the bundled world (DESIGN.md §4.1): plain conditional flow
+/// matching on rendered scenes and their explicit captions — never an implicit prompt — with caption
+/// dropout (so guidance works) and logit-normal timesteps.
+///
+/// Driven one step at a time (`step()`), resumable: the whole training state (weights, their EMA,
+/// AdamW moments, step) is checkpointed atomically into `<out>/pretrain-state.safetensors`, and every
+/// step's randomness is derived from (seed, step), so a resumed run continues exactly as an
+/// uninterrupted one would. `finish()` writes the model folder (diffusers' config.json and weights —
+/// the EMA weights — plus erudiff.json and training.json).
+public final class Pretraining {
+    public struct Options: Codable, Equatable, Sendable {
+        /// Total optimisation steps of the run (the learning-rate schedule is laid out over them).
+        public var steps = 12_000
+        public var batch = 64
+        public var learningRate: Float = 6e-4
+        public var warmupSteps = 300
+        /// The learning rate decays by a cosine to this fraction of its peak at the last step.
+        public var finalLearningRateFraction: Float = 0.05
+        public var weightDecay: Float = 0
+        public var maxGradNorm: Float = 1
+        public var captionDropout: Float = 0.1
+        /// Decay of the exponential moving average of the weights that the shipped model uses.
+        public var emaDecay: Float = 0.999
+        /// Distinct captions encoded up front (each draw still renders a fresh image).
+        public var captionPool = 20_000
+        public var textTokens = 24
+        public var seed: UInt64 = 1
+        public var checkpointEvery = 250
+        public var config = ModelShape()
+        public init() {}
+    }
+
+    /// The transformer's size (DESIGN §3.2); MiniLM fixes the text widths at 384.
+    public struct ModelShape: Codable, Equatable, Sendable {
+        public var numLayers = 2
+        public var numSingleLayers = 4
+        public var attentionHeadDim = 32
+        public var numAttentionHeads = 4
+        public var axesDimsRope = [8, 12, 12]
+        public init() {}
+
+        func fluxConfig(textWidth: Int) -> FluxConfig {
+            FluxConfig(inChannels: 48, numLayers: numLayers, numSingleLayers: numSingleLayers,
+                       attentionHeadDim: attentionHeadDim, numAttentionHeads: numAttentionHeads,
+                       jointAttentionDim: textWidth, pooledProjectionDim: textWidth, axesDimsRope: axesDimsRope)
+        }
+    }
+
+    /// What one step did.
+    public struct StepReport: Sendable {
+        public let step: Int
+        public let loss: Float
+        public let gradNorm: Float
+        public let learningRate: Float
+    }
+
+    public let options: Options
+    public let out: URL
+    public let model: FluxTransformer
+    public let pipeline: FluxPipelineConfig
+    public let packing: FluxPacking
+    public let pool: CaptionPool
+    public private(set) var step = 0
+    /// Seconds spent in training steps, accumulated across resumptions.
+    public private(set) var trainingSeconds = 0.0
+    /// Exponential moving average of the step loss (for progress lines).
+    public private(set) var smoothedLoss: Float = .nan
+
+    private let trainer: FlowMatchingTrainer
+    private let ema: FluxWeights
+    private let images, states, pooled: Tensor
+
+    public static let stateFileName = "pretrain-state.safetensors"
+    public var stateURL: URL { out.appendingPathComponent(Self.stateFileName) }
+
+    /// Prepares a run writing into `out`, resuming from its state file when one exists (whose options
+    /// must then match, except `steps`, which may be raised to train longer).
+    public init(out: URL, options: Options, encoder: PromptEncoder, log: ((String) -> Void)? = nil) throws {
+        self.out = out
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let stateURL = out.appendingPathComponent(Self.stateFileName)
+        var opts = options
+        var resumed: SafeTensors? = nil
+        if FileManager.default.fileExists(atPath: stateURL.path) {
+            let file = try SafeTensors(contentsOf: stateURL)
+            guard let json = file.metadata["options"], let saved = try? JSONDecoder().decode(Options.self, from: Data(json.utf8))
+            else { throw PretrainingError.badState(stateURL.path, "no readable options in its metadata") }
+            var a = saved, b = options
+            a.steps = 0; b.steps = 0; a.checkpointEvery = 0; b.checkpointEvery = 0
+            guard a == b else {
+                throw PretrainingError.badState(stateURL.path, "it was made with other options; use another --out or the same options")
+            }
+            opts.steps = max(options.steps, saved.steps)
+            resumed = file
+        }
+        self.options = opts
+        let probe = try encoder.context([""], length: opts.textTokens)
+        let config = opts.config.fluxConfig(textWidth: probe.pooled.shape[1])
+        try config.validate()
+        pipeline = FluxPipelineConfig(imageSize: 32, imageChannels: 3, patch: 4, textTokens: opts.textTokens, shift: 1)
+        packing = try pipeline.packing()
+        let weights = FluxWeights.random(config: config, seed: opts.seed)
+        model = FluxTransformer(weights: weights)
+        ema = FluxWeights.zeros(config)
+        var tOpts = FlowMatchingTrainer.Options()
+        tOpts.learningRate = opts.learningRate
+        tOpts.weightDecay = opts.weightDecay
+        tOpts.maxGradNorm = opts.maxGradNorm
+        tOpts.captionDropout = opts.captionDropout
+        trainer = try FlowMatchingTrainer(model: model, batch: opts.batch, positions: packing.positions(textTokens: opts.textTokens),
+                                          target: .base, options: tOpts, seed: opts.seed)
+        images = Tensor(zeros: [opts.batch, 32, 32, 3])
+        states = Tensor(zeros: [opts.batch, opts.textTokens, config.jointAttentionDim])
+        pooled = Tensor(zeros: [opts.batch, config.pooledProjectionDim])
+        let started = Date()
+        pool = try CaptionPool(count: opts.captionPool, seed: opts.seed &+ 0x5EED, encoder: encoder,
+                               textTokens: opts.textTokens)
+        log?(String(format: "encoded %d captions in %.1f s", opts.captionPool, Date().timeIntervalSince(started)))
+        if let file = resumed {
+            try restore(from: file)
+            log?("resumed from \(stateURL.path) at step \(step)")
+        } else {
+            for (e, w) in zip(ema.tensors, model.weights.tensors) { e.tensor.copy(from: w.tensor) }
+        }
+    }
+
+    /// Whether every planned step has been taken.
+    public var isFinished: Bool { step >= options.steps }
+
+    /// The learning rate at step `s` (0-based): linear warm-up, then a cosine down to the final fraction.
+    public func learningRate(at s: Int) -> Float {
+        let peak = options.learningRate
+        if s < options.warmupSteps { return peak * Float(s + 1) / Float(options.warmupSteps) }
+        let span = max(1, options.steps - options.warmupSteps)
+        let p = min(1, Float(s - options.warmupSteps) / Float(span))
+        let f = options.finalLearningRateFraction
+        return peak * (f + (1 - f) * 0.5 * (1 + cos(Float.pi * p)))
+    }
+
+    /// One optimisation step on a fresh batch; checkpoints when due. Nil once finished.
+    @discardableResult
+    public func next() throws -> StepReport? {
+        guard !isFinished else { return nil }
+        let started = Date()
+        let b = options.batch
+        var rng = RNG(seed: options.seed, stream: UInt64(step) &+ 1)
+        var indices = [Int](repeating: 0, count: b)
+        let per = 32 * 32 * 3
+        for i in 0..<b {
+            indices[i] = rng.int(below: pool.count)
+            _ = Renderer.render(pool.captions[indices[i]].attributes, rng: &rng, into: images.data + i * per)
+        }
+        let x0 = packing.pack(images)
+        let text = try pool.gather(indices, states: states, pooled: pooled)
+        let lr = learningRate(at: step)
+        trainer.options.learningRate = lr
+        trainer.rng = RNG(seed: options.seed ^ 0x7261_696E, stream: UInt64(step))
+        let result = try trainer.step(x0: x0, text: text, unconditional: pool.unconditional)
+        updateEMA()
+        step += 1
+        trainingSeconds += Date().timeIntervalSince(started)
+        smoothedLoss = smoothedLoss.isNaN ? result.loss : 0.98 * smoothedLoss + 0.02 * result.loss
+        if step % options.checkpointEvery == 0 || isFinished { try checkpoint() }
+        return StepReport(step: step, loss: result.loss, gradNorm: result.gradNorm, learningRate: lr)
+    }
+
+    private func updateEMA() {
+        let d = min(options.emaDecay, Float(1 + step) / Float(10 + step))
+        for (e, w) in zip(ema.tensors, model.weights.tensors) {
+            let ep = e.tensor.data, wp = w.tensor.data
+            for i in 0..<e.tensor.count { ep[i] = d * ep[i] + (1 - d) * wp[i] }
+        }
+    }
+
+    /// The EMA weights as a model (what `finish()` ships), for checks during training.
+    public func emaModel() -> FluxTransformer { FluxTransformer(weights: ema) }
+
+    /// Writes the whole training state atomically.
+    public func checkpoint() throws {
+        var list: [(name: String, tensor: Tensor)] = []
+        for (i, w) in model.weights.tensors.enumerated() {
+            list.append(("weights." + w.name, w.tensor))
+            list.append(("ema." + w.name, ema.tensors[i].tensor))
+            list.append(("adam_m." + w.name, trainer.optimizer.m[i]))
+            list.append(("adam_v." + w.name, trainer.optimizer.v[i]))
+        }
+        let opts = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
+        let meta = ["format": "erudiff-pretrain-state", "step": String(step),
+                    "adam_steps": String(trainer.optimizer.stepCount),
+                    "training_seconds": String(trainingSeconds), "smoothed_loss": String(smoothedLoss),
+                    "options": opts]
+        try SafeTensors.write(list, metadata: meta, to: stateURL)
+    }
+
+    private func restore(from file: SafeTensors) throws {
+        let path = stateURL.path
+        func copy(_ name: String, into t: Tensor) throws {
+            let src = try file.tensor(named: name)
+            guard src.count == t.count else { throw PretrainingError.badState(path, "\(name) has \(src.shape), expected \(t.shape)") }
+            t.copy(from: src)
+        }
+        for (i, w) in model.weights.tensors.enumerated() {
+            try copy("weights." + w.name, into: w.tensor)
+            try copy("ema." + w.name, into: ema.tensors[i].tensor)
+            try copy("adam_m." + w.name, into: trainer.optimizer.m[i])
+            try copy("adam_v." + w.name, into: trainer.optimizer.v[i])
+        }
+        guard let s = file.metadata["step"].flatMap(Int.init), let a = file.metadata["adam_steps"].flatMap(Int.init) else {
+            throw PretrainingError.badState(path, "no step in its metadata")
+        }
+        step = s
+        trainer.optimizer.stepCount = a
+        trainingSeconds = file.metadata["training_seconds"].flatMap(Double.init) ?? 0
+        smoothedLoss = file.metadata["smoothed_loss"].flatMap(Float.init) ?? .nan
+    }
+
+    /// Writes the trained model (EMA weights) into `out`: config.json, the diffusers weight file,
+    /// erudiff.json and training.json (`record`, plus the run's step count, time and loss).
+    public func finish(record: [String: String] = [:]) throws {
+        try FluxCheckpoint.save(ema, directory: out)
+        try pipeline.write(to: out.appendingPathComponent(FluxPipelineConfig.fileName))
+        var info: [String: Any] = ["steps": step, "batch": options.batch,
+                                   "training_seconds": (trainingSeconds * 10).rounded() / 10,
+                                   "final_smoothed_loss": Double(smoothedLoss), "options": try JSONSerialization.jsonObject(
+                                       with: JSONEncoder().encode(options))]
+        for (k, v) in record { info[k] = v }
+        let data = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
+        try AtomicFile.write(data, to: out.appendingPathComponent("training.json"))
+    }
+}
+
+/// A pretraining state file that cannot be resumed.
+public enum PretrainingError: Error, CustomStringConvertible {
+    case badState(String, String)
+    public var description: String {
+        switch self {
+        case let .badState(path, why): return "pretraining state \(path): \(why)"
+        }
+    }
+}
