@@ -181,14 +181,32 @@ public final class Pretraining {
     /// The EMA weights as a model (what `finish()` ships), for checks during training.
     public func emaModel() -> FluxTransformer { FluxTransformer(weights: ema) }
 
+    /// AdamW's first and second moments of each named weight, as views into the optimiser's buffers
+    /// (which may hold one tensor per weight or a few contiguous ranges), so the state file names them
+    /// by weight whatever the optimiser's layout.
+    private func momentViews() -> [(m: Tensor, v: Tensor)] {
+        let opt = trainer.optimizer
+        return model.weights.tensors.map { w in
+            for (j, p) in opt.parameters.enumerated() {
+                let offset = w.tensor.data - p.value.data
+                if offset >= 0 && offset + w.tensor.count <= p.value.count {
+                    return (Tensor(borrowing: opt.m[j].data + offset, shape: w.tensor.shape, owner: opt.m[j]),
+                            Tensor(borrowing: opt.v[j].data + offset, shape: w.tensor.shape, owner: opt.v[j]))
+                }
+            }
+            preconditionFailure("weight \(w.name) is not among the optimiser's parameters")
+        }
+    }
+
     /// Writes the whole training state atomically.
     public func checkpoint() throws {
         var list: [(name: String, tensor: Tensor)] = []
+        let moments = momentViews()
         for (i, w) in model.weights.tensors.enumerated() {
             list.append(("weights." + w.name, w.tensor))
             list.append(("ema." + w.name, ema.tensors[i].tensor))
-            list.append(("adam_m." + w.name, trainer.optimizer.m[i]))
-            list.append(("adam_v." + w.name, trainer.optimizer.v[i]))
+            list.append(("adam_m." + w.name, moments[i].m))
+            list.append(("adam_v." + w.name, moments[i].v))
         }
         let opts = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
         let meta = ["format": "erudiff-pretrain-state", "step": String(step),
@@ -205,11 +223,12 @@ public final class Pretraining {
             guard src.count == t.count else { throw PretrainingError.badState(path, "\(name) has \(src.shape), expected \(t.shape)") }
             t.copy(from: src)
         }
+        let moments = momentViews()
         for (i, w) in model.weights.tensors.enumerated() {
             try copy("weights." + w.name, into: w.tensor)
             try copy("ema." + w.name, into: ema.tensors[i].tensor)
-            try copy("adam_m." + w.name, into: trainer.optimizer.m[i])
-            try copy("adam_v." + w.name, into: trainer.optimizer.v[i])
+            try copy("adam_m." + w.name, into: moments[i].m)
+            try copy("adam_v." + w.name, into: moments[i].v)
         }
         guard let s = file.metadata["step"].flatMap(Int.init), let a = file.metadata["adam_steps"].flatMap(Int.init) else {
             throw PretrainingError.badState(path, "no step in its metadata")
