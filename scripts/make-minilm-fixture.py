@@ -63,6 +63,9 @@ PROMPTS = [
     "Ελληνικά ΟΔΥΣΣΕΥΣ",
     "Привет, мир",
     "𝐁𝐨𝐥𝐝 math letters and 𠀀 ideograph",
+    # a compatibility ideograph whose NFD form is in the vocabulary; U+2B820 is outside the CJK blocks
+    # of the `tokenizers` library (which start the last one at U+2B920), so it does not split there
+    "compatibility x\uf902y and extension x\U0002b820y x\U0002b920y ideographs",
     "e\u0301te\u0301 combining marks a\u0308\u0304",
     "tab\tnew\nline\rreturn\x00nul\x07bell\x1bescape\x7fdel",
     "zero\u200bwidth\u200cnon\u200djoiner\ufeffbom\u00adsoft",
