@@ -37,7 +37,7 @@ let package = Package(
                 resources: [.copy("Resources")], swiftSettings: settings),
         .target(name: "EruDiff", dependencies: ["Diffusion", "Models", "World", "Tensors"],
                 swiftSettings: settings),
-        .target(name: "Daemon", dependencies: ["EruDiff", "Tensors", "CUV", "CJansson"], swiftSettings: settings),
+        .target(name: "Daemon", dependencies: ["EruDiff", "Models", "World", "Tensors", "CUV", "CJansson"], swiftSettings: settings),
 
         // Executables: thin mains over the libraries.
         .executableTarget(name: "erudiffd", dependencies: ["Daemon"], swiftSettings: settings),

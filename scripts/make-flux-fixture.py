@@ -28,6 +28,7 @@ import argparse, json, os, subprocess, sys, tempfile
 import torch
 from diffusers import FluxTransformer2DModel
 from peft import LoraConfig, inject_adapter_in_model, get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors import safe_open
 from safetensors.torch import save_file, load_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,6 +106,8 @@ def run(model, inp, dtype, grads_for_inputs=True):
     if "guidance" in inp:
         args["guidance"] = inp["guidance"].to(dtype)
     out = model(**args, img_ids=inp["img_ids"], txt_ids=inp["txt_ids"], return_dict=False)[0]
+    if not grads_for_inputs:
+        return out.detach(), {}
     loss = (out * inp["R"].to(dtype)).sum()
     loss.backward()
     g = {k: args[k].grad for k in ["hidden_states", "encoder_hidden_states", "pooled_projections"]}
@@ -176,6 +179,38 @@ def build(name, spec):
           f"{size / 1024:.0f} KiB")
 
 
+def schedules():
+    """diffusers' FLUX sigma schedules (FlowMatchEulerDiscreteScheduler fed the pipeline's linspace) and one
+    Euler step, for Tests/DiffusionTests (JSON)."""
+    import numpy as np
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+    out = {"static": [], "dynamic": []}
+    for steps, shift in [(20, 1.0), (20, 3.0), (7, 2.0), (1, 1.0)]:
+        sch = FlowMatchEulerDiscreteScheduler(shift=shift)
+        sch.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps))
+        out["static"].append({"steps": steps, "shift": shift, "sigmas": sch.sigmas.tolist()})
+    for steps, tokens in [(20, 64), (10, 1024)]:
+        sch = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                              base_image_seq_len=256, max_image_seq_len=4096)
+        mu = calculate_shift(tokens, 256, 4096, 0.5, 1.15)
+        sch.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu)
+        out["dynamic"].append({"steps": steps, "image_tokens": tokens, "mu": mu, "sigmas": sch.sigmas.tolist()})
+    g = torch.Generator().manual_seed(3)
+    sch = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    sch.set_timesteps(sigmas=np.linspace(1.0, 1 / 5, 5))
+    x, v = torch.randn(10, generator=g), torch.randn(10, generator=g)
+    for _ in range(2):  # take the third step (index 2)
+        sch.step(v, sch.timesteps[sch.step_index if sch.step_index is not None else 0], x)
+    y = sch.step(v, sch.timesteps[2], x).prev_sample
+    out["euler"] = {"steps": 5, "shift": 3.0, "index": 2, "x": x.tolist(), "v": v.tolist(), "next": y.tolist()}
+    d = os.path.join(ROOT, "Tests", "DiffusionTests", "Fixtures")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "flux-schedules.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print("flux-schedules.json:", len(out["static"]) + len(out["dynamic"]), "schedules and one Euler step")
+
+
 def check_swift(binary):
     """Our Swift export (checkpoint + LoRA adapter) must load in diffusers and give the same outputs."""
     fixture = os.path.join(FIXTURES, "flux-a")
@@ -190,9 +225,10 @@ def check_swift(binary):
         rel = ((ours["out.sample"].double() - out).norm() / out.norm()).item()
         print(f"swift checkpoint in diffusers: rel err {rel:.2e}")
         lora_sd = load_file(os.path.join(tmp, "lora.safetensors"))
-        meta = json.load(open(os.path.join(tmp, "lora.json")))
+        with safe_open(os.path.join(tmp, "lora.safetensors"), "pt") as fh:
+            meta = {k: float(v) for k, v in fh.metadata().items() if k in ("rank", "alpha")}
         targets = sorted({k.rsplit(".lora_", 1)[0] for k in lora_sd})
-        inject_adapter_in_model(LoraConfig(r=meta["rank"], lora_alpha=meta["alpha"], target_modules=targets), model)
+        inject_adapter_in_model(LoraConfig(r=int(meta["rank"]), lora_alpha=meta["alpha"], target_modules=targets), model)
         model = model.double()
         res = set_peft_model_state_dict(model, lora_sd)
         unexpected = getattr(res, "unexpected_keys", [])
@@ -215,5 +251,6 @@ if __name__ == "__main__":
     if not a.only_check:
         for n, s in CONFIGS.items():
             build(n, s)
+        schedules()
     if a.check_swift and not check_swift(a.check_swift):
         sys.exit(1)

@@ -310,9 +310,10 @@ public final class Dispatcher {
                 progress(jobID, fraction: fraction, message: message)
             case .finished(let jobID, let result):
                 complete(jobID, result.mapError(Self.rpcError))
-            case .stopped(let jobID, let reason):
-                complete(jobID, .failure(reason == .shutdown ? .shuttingDown("the request was stopped by shutdown")
-                                                             : .requestCancelled))
+            case .stopped(let jobID, let reason, let data):
+                let e: RPCError = reason == .shutdown ? .shuttingDown("the request was stopped by shutdown")
+                                                      : .requestCancelled
+                complete(jobID, .failure(RPCError(code: e.code, message: e.message, data: data)))
             case .task(let id, let result):
                 if let completion = taskCompletions.removeValue(forKey: id) { finishedTasks.append((completion, result)) }
             }

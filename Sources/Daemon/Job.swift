@@ -16,7 +16,7 @@ public enum JobStopReason: Sendable {
 }
 
 /// Long work split into units (a sampling step, a training step). The scheduler's single worker thread
-/// calls `step` once per unit and interleaves the units of all admitted jobs round-robin, so a short job
+/// calls `step` once per unit and interleaves the units of all admitted jobs, sharing its time fairly, so a short job
 /// is never stuck behind a long one; between units it checks the job's cancellation flag. All methods
 /// run on the worker thread, one at a time, never concurrently with another job's methods.
 public protocol Job: AnyObject {
@@ -34,12 +34,17 @@ public protocol Job: AnyObject {
     /// or a unit threw), so it can release resources or keep the work done so far. A job cancelled
     /// before its first unit is dropped without this call.
     func stopped(_ context: JobContext, reason: JobStopReason)
+    /// The `data` of the error that answers a job stopped after it started (`-32800` or `-32003`), e.g.
+    /// `{"steps": 40, "checkpoint": …}` for a training job that keeps what it learned. Called once,
+    /// after `stopped`.
+    func stopData(reason: JobStopReason) -> JSON?
 }
 
 extension Job {
     public var isCheckpointable: Bool { false }
     public func checkpoint(_ context: JobContext) throws {}
     public func stopped(_ context: JobContext, reason: JobStopReason) {}
+    public func stopData(reason: JobStopReason) -> JSON? { nil }
 }
 
 /// What a job sees of the daemon while it runs on the worker thread.

@@ -39,6 +39,8 @@ extension MethodTable {
                 "connections": .int(Int64(ctx.dispatcher.host?.connectionCount ?? 0)),
                 "pid": .int(Int64(getpid())),
                 "version": .string(erudiffdVersion),
+                "memory": Memory.resident().map { ["rss": .int(Int64($0.rss)), "peak": .int(Int64($0.peak))] } ?? .null,
+                "stateDir": .string(ctx.options.stateDir),
             ]
         })
     }

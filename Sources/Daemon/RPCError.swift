@@ -53,9 +53,13 @@ public struct RPCError: Error, Equatable, CustomStringConvertible, Sendable {
     public static func busy(_ detail: String) -> RPCError {
         RPCError(code: busyCode, message: "Server busy: \(detail)")
     }
-    public static func modelNotLoaded(_ name: String) -> RPCError {
-        RPCError(code: modelNotLoadedCode, message: "Model not loaded: \(name)",
-                 data: ["model": .string(name)])
+    /// Says how to load one: `models/load`, or `--model NAME=PATH` at start-up.
+    public static func modelNotLoaded(_ name: String, loaded: [String] = []) -> RPCError {
+        let have = loaded.isEmpty ? "no model is loaded" : "loaded: " + loaded.joined(separator: ", ")
+        return RPCError(code: modelNotLoadedCode,
+                        message: "Model not loaded: \(name) (\(have)); load it with models/load "
+                            + "{\"name\": \"\(name)\", \"path\": MODEL_DIR} or start erudiffd with --model \(name)=MODEL_DIR",
+                        data: ["model": .string(name), "loaded": .array(loaded.map { .string($0) })])
     }
     public static func shuttingDown(_ detail: String = "the daemon is shutting down") -> RPCError {
         RPCError(code: shuttingDownCode, message: "Shutting down: \(detail)")

@@ -32,6 +32,22 @@ public func runDaemon(arguments: [String]) -> Int32 {
             return 2
         }
     }
+    if !options.noDefaultModel, !options.models.contains(where: { $0.name == DefaultModel.name }) {
+        let (found, searched) = DefaultModel.locate()
+        if let path = found {
+            do {
+                try models.load(name: DefaultModel.name, path: path, state: state)
+                Log.info("loaded model \(DefaultModel.name) from \(path) (the default model)")
+            } catch {
+                Log.error("cannot load the default model \(DefaultModel.name) from \(path): \(error); serving without it "
+                          + "(load one with models/load or start with --model \(DefaultModel.name)=PATH)")
+            }
+        } else {
+            Log.warn("no model \(DefaultModel.name) found (looked in \(searched.joined(separator: ", "))); serving without a model: "
+                     + "methods that need one answer -32002 until models/load loads one (or start erudiffd with --model "
+                     + "\(DefaultModel.name)=PATH, or set ERUDIFF_MODELS)")
+        }
+    }
     let server = Server(options: options, models: models, methods: methods)
     do {
         return try server.run()

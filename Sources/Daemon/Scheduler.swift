@@ -1,7 +1,11 @@
 import Foundation
 
 /// Runs jobs on ONE worker thread (the numeric code brings its own threads; two jobs at once would only
-/// fight over the cores), one unit at a time, round-robin over all admitted jobs. The loop thread
+/// fight over the cores), one unit at a time, sharing the worker's time fairly among all admitted jobs:
+/// the next unit is the one of the job that has used the least worker time so far (a job admitted
+/// later starts level with the least served one), so a one-image `sample` of 25 ms steps runs many
+/// steps for each 600 ms step of a training job instead of waiting a whole training step per step,
+/// and units of equal cost alternate round-robin. Cancelled jobs are stopped first. The loop thread
 /// submits and cancels; the worker reports through a locked event list that the loop drains completely
 /// whenever `wake` fires (`uv_async_send` coalesces several wakes into one callback).
 public final class Scheduler: @unchecked Sendable {
@@ -9,8 +13,9 @@ public final class Scheduler: @unchecked Sendable {
         case progress(job: Int, fraction: Double, message: String?)
         /// The job returned `done` (success) or a unit threw (failure).
         case finished(job: Int, Result<JSON, Error>)
-        /// The job stopped early because it was cancelled or the daemon is shutting down.
-        case stopped(job: Int, JobStopReason)
+        /// The job stopped early because it was cancelled or the daemon is shutting down; `data` is
+        /// what the job says about the work it kept (`Job.stopData`), nil if it had not started.
+        case stopped(job: Int, JobStopReason, data: JSON?)
         /// A task given to `perform` completed.
         case task(id: Int, Result<JSON, Error>)
     }
@@ -30,6 +35,8 @@ public final class Scheduler: @unchecked Sendable {
         var context: JobContext!
         var cancelled: JobStopReason?
         var started = false
+        /// Worker seconds used, offset so that it starts level with the least served job.
+        var served = 0.0
         var fraction = 0.0
         var message: String?
         init(id: Int, method: String, job: Job) {
@@ -45,7 +52,7 @@ public final class Scheduler: @unchecked Sendable {
     public let models: ModelRegistry
 
     private let cond = NSCondition()
-    private var queue: [Entry] = []          // admitted jobs in round-robin order (the running one excluded)
+    private var queue: [Entry] = []          // admitted jobs in order of admission (the running one excluded)
     private var current: Entry?
     private var tasks: [(id: Int, body: () throws -> JSON)] = []
     private var events: [Event] = []
@@ -53,6 +60,8 @@ public final class Scheduler: @unchecked Sendable {
     private var nextTaskID = 1
     private var stopping = false
     private var exited = false
+    private var trimNeeded = false
+    private var lastRefresh = Date.distantPast
     private var thread: Thread?
     private let wake: () -> Void
 
@@ -93,6 +102,7 @@ public final class Scheduler: @unchecked Sendable {
             defer { self.cond.unlock() }
             return e.cancelled != nil
         }
+        e.served = (queue.map(\.served) + (current.map { [$0.served] } ?? [])).min() ?? 0
         queue.append(e)
         cond.signal()
         return e.id
@@ -208,6 +218,15 @@ public final class Scheduler: @unchecked Sendable {
         wake()
     }
 
+    /// The entry to run next (lock held, queue not empty): a cancelled one first, else the least served
+    /// (the earliest admitted among equals).
+    private func nextIndex() -> Int {
+        if let i = queue.firstIndex(where: { $0.cancelled != nil }) { return i }
+        var best = 0
+        for i in queue.indices.dropFirst() where queue[i].served < queue[best].served { best = i }
+        return best
+    }
+
     private func workerLoop() {
         cond.lock()
         while true {
@@ -225,26 +244,44 @@ public final class Scheduler: @unchecked Sendable {
                 if queue.isEmpty { break }
             }
             guard !queue.isEmpty else {
+                if trimNeeded {
+                    // Jobs free their workspaces when they end; give that memory back to the system
+                    // while idle, so the resident size reflects the models, not the last job.
+                    trimNeeded = false
+                    cond.unlock()
+                    Memory.trim()
+                    cond.lock()
+                    continue
+                }
                 cond.wait()
                 continue
             }
-            let e = queue.removeFirst()
+            let e = queue.remove(at: nextIndex())
             if let reason = e.cancelled {
+                var data: JSON?
                 if e.started {
+                    // Shown as running until its final checkpoint is written and the models' summary
+                    // says so: a client that sees no jobs may rely on the adapter being saved.
+                    current = e
                     cond.unlock()
                     e.job.stopped(e.context, reason: reason)
+                    data = e.job.stopData(reason: reason)
                     models.refresh()
                     cond.lock()
+                    current = nil
                 }
-                emit(.stopped(job: e.id, reason))
+                emit(.stopped(job: e.id, reason, data: data))
                 continue
             }
             e.started = true
             current = e
             cond.unlock()
 
+            let unitStart = Date()
             let result = Result { try e.job.step(e.context) }
+            let unitSeconds = Date().timeIntervalSince(unitStart)
             cond.lock()
+            e.served += unitSeconds
             e.context.units += 1
             let units = e.context.units
             // A unit that threw RequestCancelled after a cancel was asked counts as a cancellation.
@@ -258,13 +295,22 @@ public final class Scheduler: @unchecked Sendable {
                     Log.error("job \(e.id) (\(e.method)): checkpoint failed: \(error)")
                 }
             }
+            var stopData: JSON?
             if case .failure = result {
                 e.job.stopped(e.context, reason: cancelledInside ?? .failed)
+                if let reason = cancelledInside { stopData = e.job.stopData(reason: reason) }
             }
-            models.refresh()
+            // The models' summary for `status`: after a job's last unit, else at most every 20 ms (a
+            // sampler step can take a millisecond; re-reading the models after each would show).
+            let now = Date()
+            if case .success(.progress) = result, now.timeIntervalSince(lastRefresh) < 0.02 {} else {
+                models.refresh()
+                lastRefresh = now
+            }
 
             cond.lock()
             current = nil
+            trimNeeded = true
             switch result {
             case .success(.progress(let fraction, let message)):
                 e.fraction = fraction.isFinite ? min(max(fraction, 0), 1) : 0
@@ -276,7 +322,7 @@ public final class Scheduler: @unchecked Sendable {
                 emit(.finished(job: e.id, .success(value)))
             case .failure(let error):
                 if let reason = cancelledInside {
-                    emit(.stopped(job: e.id, reason))
+                    emit(.stopped(job: e.id, reason, data: stopData))
                 } else {
                     emit(.finished(job: e.id, .failure(error)))
                 }

@@ -7,6 +7,7 @@ let commands: [BenchCommand.Type] = [
     KernelsBench.self,
     TextEncoderBench.self,
     FluxBench.self,
+    DaemonBench.self,
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

@@ -14,6 +14,7 @@ enum PretrainCommand: TrainCommand {
     usage: erudiff-train pretrain [--out DIR] [--steps N] [--batch N] [--lr X] [--seed N] [--minutes M]
                                   [--checkpoint-every N] [--check-every N] [--check-images N] [--threads N]
                                   [--pool N] [--text-tokens N] [--layers N] [--single-layers N] [--heads N]
+                                  [--head-dim N] [--rope-axes A,B,C]
                                   [--minilm DIR]
       Trains from scratch, or resumes from DIR/pretrain-state.safetensors when it exists (same options).
       Writes the model to DIR (default models/mini): config.json, diffusion_pytorch_model.safetensors
@@ -27,7 +28,7 @@ enum PretrainCommand: TrainCommand {
         if arguments.contains("--help") || arguments.contains("-h") { print(usage); return }
         let f = try Flags(arguments, valued: ["out", "steps", "batch", "lr", "seed", "minutes", "checkpoint-every",
                                               "check-every", "check-images", "threads", "pool", "text-tokens",
-                                              "layers", "single-layers", "heads", "minilm"])
+                                              "layers", "single-layers", "heads", "head-dim", "rope-axes", "minilm"])
         var o = Pretraining.Options()
         if let v = try f.int("steps") { o.steps = v }
         if let v = try f.int("batch") { o.batch = v }
@@ -39,6 +40,12 @@ enum PretrainCommand: TrainCommand {
         if let v = try f.int("layers") { o.config.numLayers = v }
         if let v = try f.int("single-layers") { o.config.numSingleLayers = v }
         if let v = try f.int("heads") { o.config.numAttentionHeads = v }
+        if let v = try f.int("head-dim") { o.config.attentionHeadDim = v }
+        if let v = f.string("rope-axes") {
+            let axes = v.split(separator: ",").compactMap { Int($0) }
+            guard axes.count == 3 else { throw UsageError(description: "--rope-axes expects three integers like 8,28,28") }
+            o.config.axesDimsRope = axes
+        }
         guard o.steps > 0, o.batch > 0, o.captionPool > 0, o.textTokens > 2 else {
             throw UsageError(description: "--steps, --batch, --pool must be positive and --text-tokens > 2")
         }

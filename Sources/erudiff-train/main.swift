@@ -5,6 +5,9 @@ import Foundation
 
 let commands: [TrainCommand.Type] = [
     PretrainCommand.self,
+    SampleCommand.self,
+    FluxExportCommand.self,
+    RefactorCommand.self,
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

@@ -51,9 +51,9 @@ final class DispatcherTests: XCTestCase {
     func testMethodNotFoundAndUnknownNotificationIsSilent() {
         let h = DispatcherHarness()
         let p = RecordingPeer(1)
-        h.send(h.request(3, "sample"), from: p)   // engine methods are not faked before they exist
+        h.send(h.request(3, "sample/nothing"), from: p)
         XCTAssertEqual(errorCode(p.reply(id: 3)), -32601)
-        XCTAssertTrue(p.reply(id: 3)?["error"]?["message"]?.stringValue?.contains("sample") ?? false)
+        XCTAssertTrue(p.reply(id: 3)?["error"]?["message"]?.stringValue?.contains("sample/nothing") ?? false)
         h.send("{\"jsonrpc\":\"2.0\",\"method\":\"nothing/here\"}", from: p)
         h.send("{\"jsonrpc\":\"2.0\",\"method\":\"$/setTrace\",\"params\":{\"value\":\"off\"}}", from: p)
         XCTAssertEqual(p.sent.count, 1)

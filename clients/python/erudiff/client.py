@@ -317,65 +317,94 @@ class Client:
     # -- engine methods (DESIGN §7) -------------------------------------------------------------
 
     def sample(self, prompt=None, *, prompts=None, count=None, steps=None, guidance=None, seed=None,
-               sampler=None, adapter=None, output_dir=None, model=None, progress=None, timeout=None, **extra):
-        """Generates images; returns a ``SampleResult`` whose images show in Jupyter."""
+               sampler=None, noise_level=None, adapter=None, output_dir=None, keep=None, model=None, progress=None,
+               timeout=None, **extra):
+        """Generates images; returns a ``SampleResult`` whose images show in Jupyter. Each image's ``id``
+        can be rewarded later with ``rl_step(samples=...)``."""
         output = {"dir": os.path.abspath(output_dir)} if output_dir else None
         params = self._params(prompt=prompt, prompts=prompts, count=count, steps=steps, guidance=guidance,
-                              seed=seed, sampler=sampler, adapter=adapter, output=output, model=model, extra=extra)
+                              seed=seed, sampler=sampler, noiseLevel=noise_level, adapter=adapter, output=output,
+                              keep=keep, model=model, extra=extra)
         return SampleResult(self.call("sample", params, progress, timeout))
 
     def match_distributions(self, pairs=None, *, set=None, steps=None, batch_size=None, learning_rate=None,
-                            anchors=None, preserve_weight=None, lora=None, seed=None, model=None,
-                            progress=None, timeout=None, **extra):
-        """DK-DM. ``pairs`` is ``[{"implicit": …, "explicit": …}]`` or ``[(implicit, explicit)]``."""
+                            anchors=None, preserve_weight=None, lora=None, seed=None, replay=None,
+                            time_sampling=None, fresh_adapter=None, dislocation=None, weight_decay=None,
+                            model=None, progress=None, timeout=None, **extra):
+        """DK-DM. ``pairs`` is ``[{"implicit": …, "explicit": …}]`` or ``[(implicit, explicit)]``.
+        Returns ``{steps, loss, dislocationBefore, dislocationAfter, …}``."""
         if pairs is not None:
             pairs = [p if isinstance(p, dict) else {"implicit": p[0], "explicit": p[1]} for p in pairs]
         params = self._params(pairs=pairs, set=set, steps=steps, batchSize=batch_size, learningRate=learning_rate,
-                              anchors=anchors, preserveWeight=preserve_weight, lora=lora, seed=seed, model=model,
-                              extra=extra)
+                              anchors=anchors, preserveWeight=preserve_weight, lora=lora, seed=seed, replay=replay,
+                              timeSampling=time_sampling, freshAdapter=fresh_adapter, dislocation=dislocation,
+                              weightDecay=weight_decay, model=model, extra=extra)
         return self.call("matchDistributions", params, progress, timeout)
 
     def rl_step(self, prompts=None, *, set=None, group_size=None, rounds=None, reward=None, samples=None, beta=None,
-                learning_rate=None, kl_weight=None, seed=None, model=None, progress=None, timeout=None, **extra):
-        """NO-RL. ``samples`` (caller rewards) may be ``[{"id", "reward"}]``, ``[(id, reward)]`` or
-        ``{id: reward}``."""
+                learning_rate=None, kl_weight=None, seed=None, kinds=None, captions=None, steps_per_round=None,
+                batch_size=None, prompts_per_round=None, advantage_clip=None, sampling_steps=None, guidance=None,
+                sampler=None, noise_level=None, lora=None, fresh_adapter=None, model=None, progress=None,
+                timeout=None, **extra):
+        """NO-RL. ``samples`` (caller rewards for sample ids) may be ``[{"id", "reward"}]``,
+        ``[(id, reward)]`` or ``{id: reward}``. Returns ``{rewardMean, rewardStd, negatives, loss, …}``."""
         if isinstance(samples, dict):
             samples = [{"id": k, "reward": v} for k, v in samples.items()]
         elif samples is not None:
             samples = [s if isinstance(s, dict) else {"id": s[0], "reward": s[1]} for s in samples]
         params = self._params(prompts=prompts, set=set, groupSize=group_size, rounds=rounds, reward=reward,
                               samples=samples, beta=beta, learningRate=learning_rate, klWeight=kl_weight, seed=seed,
-                              model=model, extra=extra)
+                              kinds=kinds, captions=captions, stepsPerRound=steps_per_round, batchSize=batch_size,
+                              promptsPerRound=prompts_per_round, advantageClip=advantage_clip,
+                              samplingSteps=sampling_steps, guidance=guidance, sampler=sampler,
+                              noiseLevel=noise_level, lora=lora, freshAdapter=fresh_adapter, model=model, extra=extra)
         return self.call("rlStep", params, progress, timeout)
 
-    def evaluate(self, set=None, *, items=None, samples_per_item=None, seed=None, model=None, progress=None,
+    def evaluate(self, set=None, *, items=None, samples_per_item=None, seed=None, steps=None, guidance=None,
+                 adapter=None, explicit_count=None, dislocation=None, include_items=None, model=None, progress=None,
                  timeout=None, **extra):
-        """Scores the model on a prompt set or on caller-supplied knowledge items."""
-        params = self._params(set=set, items=items, samplesPerItem=samples_per_item, seed=seed, model=model,
-                              extra=extra)
+        """Scores the model on a prompt set (or a list of sets) or on caller-supplied knowledge items."""
+        params = self._params(set=set, items=items, samplesPerItem=samples_per_item, seed=seed, steps=steps,
+                              guidance=guidance, adapter=adapter, explicitCount=explicit_count,
+                              dislocation=dislocation, includeItems=include_items, model=model, extra=extra)
         return self.call("evaluate", params, progress, timeout)
 
     def encode(self, prompts, *, model=None, **extra):
-        """The text encoder's view: ``{"tokens": [[id]], "pooled": [[float]]}``."""
+        """The text encoder's view: ``{"tokens": [[id]], "pooled": [[float]], "maxLength": n}``."""
         if isinstance(prompts, str):
             prompts = [prompts]
         return self.call("encode", self._params(prompts=list(prompts), model=model, extra=extra))
 
     def models_list(self):
+        """``{"models": [{name, bytes, adapter, path, memory, …}]}``."""
         return self.call("models/list")
 
-    def models_load(self, name, path, *, progress=None, **extra):
-        return self.call("models/load", self._params(name=name, path=str(path), extra=extra), progress)
+    def models_load(self, name, path, *, restore_adapter=None, progress=None, **extra):
+        """Loads a model folder under ``name`` (its checkpointed adapter is restored unless
+        ``restore_adapter=False``)."""
+        return self.call("models/load", self._params(name=name, path=os.path.abspath(str(path)),
+                                                     restoreAdapter=restore_adapter, extra=extra), progress)
 
     def models_unload(self, name):
         return self.call("models/unload", {"name": name})
 
     def adapters_save(self, path=None, *, model=None, **extra):
-        return self.call("adapters/save", self._params(path=None if path is None else str(path), model=model,
+        """Saves the adapter (PEFT safetensors) to ``path``, or to its checkpoint under the state dir."""
+        return self.call("adapters/save", self._params(path=None if path is None else os.path.abspath(str(path)),
+                                                       model=model, extra=extra))
+
+    def adapters_load(self, path, *, alpha=None, model=None, **extra):
+        return self.call("adapters/load", self._params(path=os.path.abspath(str(path)), alpha=alpha, model=model,
                                                        extra=extra))
 
-    def adapters_load(self, path, *, model=None, **extra):
-        return self.call("adapters/load", self._params(path=str(path), model=model, extra=extra))
+    def adapters_reset(self, *, lora=None, remove=None, model=None, **extra):
+        """A fresh adapter (of ``lora``'s shape), or none with ``remove=True``."""
+        return self.call("adapters/reset", self._params(lora=lora, remove=remove, model=model, extra=extra))
 
-    def adapters_reset(self, *, lora=None, model=None, **extra):
-        return self.call("adapters/reset", self._params(lora=lora, model=model, extra=extra))
+    def images_grid(self, rows, path, *, row_labels=None, column_labels=None, scale=None, **extra):
+        """Writes a labelled sheet of images to ``path``: cells are ``Image`` objects, sample ids
+        (``{"id": …}``), PNG paths or None."""
+        cells = [[({"id": c.id} if isinstance(c, Image) else c) for c in row] for row in rows]
+        return self.call("images/grid", self._params(rows=cells, path=os.path.abspath(str(path)),
+                                                     rowLabels=row_labels, columnLabels=column_labels, scale=scale,
+                                                     extra=extra))

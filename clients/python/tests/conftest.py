@@ -46,3 +46,26 @@ def daemon(start):
 @pytest.fixture(scope="session")
 def contract():
     return helpers.Contract()
+
+
+@pytest.fixture(scope="session")
+def mini_model(tmp_path_factory):
+    """A stable copy of the bundled model (models/mini, or $ERUDIFF_TEST_MODEL): the original may be
+    rewritten while tests run (pretraining), and tests must not write next to it."""
+    src = os.environ.get("ERUDIFF_TEST_MODEL") or os.path.join(helpers.REPO, "models", "mini")
+    dst = str(tmp_path_factory.mktemp("model") / "mini")
+    os.makedirs(dst)
+    for name in ("config.json", "diffusion_pytorch_model.safetensors", "erudiff.json"):
+        shutil.copy(os.path.join(src, name), dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def engine(mini_model, tmp_path_factory):
+    """One daemon serving the copy of mini, shared by a test module (model loads and caches once)."""
+    wd = str(tmp_path_factory.mktemp("engine"))
+    d = helpers.Daemon(wd, "--threads", "2", model=mini_model)
+    yield d
+    alive = d.alive()
+    d.stop()
+    assert alive, f"erudiffd died:\n{d.log()}"

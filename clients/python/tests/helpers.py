@@ -31,20 +31,28 @@ def daemon_binary():
 class Daemon:
     """One erudiffd process with its own socket, state directory and log file."""
 
-    def __init__(self, workdir, *args, socket_path=None, test_methods=True, env=None, wait=True):
+    def __init__(self, workdir, *args, socket_path=None, test_methods=True, env=None, wait=True, model=None,
+                 state_dir=None, binary=None, cwd=None):
+        """``model``: a model folder served as ``mini``; None starts without a model
+        (``--no-default-model``), so protocol tests do not depend on one; "default" lets the daemon
+        look for mini itself."""
         self.workdir = workdir
         self.socket_path = socket_path or os.path.join(workdir, "run", "erudiffd.sock")
-        self.state_dir = os.path.join(workdir, "state")
+        self.state_dir = state_dir or os.path.join(workdir, "state")
         self.log_path = os.path.join(workdir, f"erudiffd-{time.monotonic_ns()}.log")
-        cmd = [daemon_binary(), "--state-dir", self.state_dir]
+        cmd = [binary or daemon_binary(), "--state-dir", self.state_dir]
         if socket_path is not False:
             cmd += ["--socket", self.socket_path]
         if test_methods:
             cmd.append("--enable-test-methods")
+        if model is None:
+            cmd.append("--no-default-model")
+        elif model != "default":
+            cmd += ["--model", f"mini={model}"]
         cmd += list(args)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=self._log, stdin=subprocess.DEVNULL,
-                                     env=env if env is not None else os.environ.copy())
+                                     env=env if env is not None else os.environ.copy(), cwd=cwd)
         if wait:
             self.wait_ready()
 
@@ -261,3 +269,49 @@ class Contract:
 
 def tempdir():
     return tempfile.mkdtemp(prefix="erudiffd-test-")
+
+
+def png_pixels(data):
+    """(width, height, channels, bytes) of an 8-bit, non-interlaced PNG (what the daemon writes), decoded
+    with the standard library: chunks, zlib, and the five scanline filters."""
+    import struct
+    import zlib
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    w, h, depth, color, _, _, interlace = header
+    assert depth == 8 and interlace == 0 and color in (0, 2, 6), header
+    ch = {0: 1, 2: 3, 6: 4}[color]
+    raw, stride, out, prev = zlib.decompress(idat), w * ch, bytearray(), bytearray(w * ch)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - ch] if i >= ch else 0
+            b, c = prev[i], (prev[i - ch] if i >= ch else 0)
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        out += line
+        prev = line
+    return w, h, ch, bytes(out)
+
+
+def png_max_difference(a, b):
+    """The largest difference of one channel value between two PNGs of the same size."""
+    pa, pb = png_pixels(a), png_pixels(b)
+    assert pa[:3] == pb[:3], (pa[:3], pb[:3])
+    return max(abs(x - y) for x, y in zip(pa[3], pb[3]))

@@ -115,7 +115,8 @@ def test_malformed_json_is_a_parse_error(daemon, contract, raw):
     ({"jsonrpc": "2.0", "id": 1, "method": "test/sleep", "params": {"spin": 1}}, -32602),
     ({"jsonrpc": "2.0", "id": 1, "method": "test/sleep", "params": {"workDoneToken": {"a": 1}}}, -32602),
     ({"jsonrpc": "2.0", "id": 1, "method": "$/cancelRequest", "params": {}}, -32602),
-    ({"jsonrpc": "2.0", "id": 1, "method": "sample", "params": {"prompt": "x"}}, -32601),
+    ({"jsonrpc": "2.0", "id": 1, "method": "sample", "params": {"prompt": "x"}}, -32002),   # no model loaded
+    ({"jsonrpc": "2.0", "id": 1, "method": "sample/x", "params": {"prompt": "x"}}, -32601),
     ({"jsonrpc": "2.0", "id": 1, "method": "", "params": {}}, -32601),
     ({"jsonrpc": "2.0", "id": 1, "method": "STATUS"}, -32601),
 ])

@@ -1,0 +1,146 @@
+import EruDiff
+import Foundation
+import World
+
+extension MethodTable {
+    /// `evaluate`: samples every prompt of a set (or of the caller's knowledge items), verifies the
+    /// images and reports score, accuracy and knowledge gap overall and per split, family, subdomain
+    /// and item, with the knowledge dislocation (DESIGN §4.4). Defaults are `EvaluationOptions`'s.
+    func registerEvaluate(_ engine: Engine) {
+        register("evaluate", .job { _, params in
+            let model = try engine.model(params)
+            var o = EvaluationOptions()
+            var items: [KnowledgeItem]?
+            if let raw = params.raw("items") {
+                if params.has("set") { throw RPCError.invalidParams("give \"set\" or \"items\", not both") }
+                items = try EvaluateParams.items(raw)
+                o.sets = []
+            } else if let v = params.raw("set") {
+                let names: [String]
+                switch v {
+                case .string(let s): names = [s]
+                case .array(let a) where !a.isEmpty && a.allSatisfy({ $0.stringValue != nil }): names = a.compactMap(\.stringValue)
+                default: throw params.invalid("set", "a set name or a non-empty array of set names", got: v)
+                }
+                let known = [EvaluationOptions.explicitSet] + KnowledgeBase.setNames
+                for n in names where !known.contains(n) {
+                    throw RPCError.invalidParams("\"set\" must name one of " + known.map { "\"\($0)\"" }.joined(separator: ", ")
+                                                 + ", got \"\(n)\"")
+                }
+                o.sets = names
+            }
+            o.samplesPerItem = try params.int("samplesPerItem", default: o.samplesPerItem, in: 1...1000)
+            o.explicitCount = try params.int("explicitCount", default: o.explicitCount, in: 1...100_000)
+            o.sampling = try SampleSettingsParams.read(params, stepsName: "steps", defaults: o.sampling)
+            o.seed = try params.seed(default: o.seed)!
+            o.chunk = try params.int("chunk", default: SampleJob.chunk, in: 1...1024)
+            if let v = params.raw("dislocation") {
+                switch v {
+                case .bool(let b): o.dislocation = b ? DislocationMeasurement.Settings() : nil
+                case .object: o.dislocation = try MatchParams.dislocationSettings(Params(method: "evaluate", v, prefix: "dislocation."))
+                default: throw params.invalid("dislocation", "true, false or {samplesPerPair, anchors, seed}", got: v)
+                }
+            }
+            let anchors = try EvaluateParams.anchorSettings(params, sampling: o.sampling)
+            let includeItems = try params.bool("includeItems", default: true)
+            try TrainingParams.validated { try o.validate() }
+            let knowledge = try engine.knowledge()
+            let options = o, chosen = items
+            return ProcedureJob<Evaluation>(
+                title: "evaluate: " + (items.map { "\($0.count) items" } ?? o.sets.joined(separator: ", ")),
+                method: "evaluate", model: model, trains: false, checkpointEvery: .max,
+                make: { m in
+                    var o = options
+                    o.sampling.useAdapter = o.sampling.useAdapter && m.flow.adapter != nil
+                    return try Evaluation(model: m.flow, knowledge: knowledge, options: o, items: chosen,
+                                          bank: m.bank(anchors))
+                },
+                finish: { r, job in
+                    var out = EvaluateParams.json(r, items: job.procedure?.items ?? [], includeItems: includeItems)
+                    out["elapsedMs"] = .int(job.elapsedMs)
+                    return .object(out)
+                })
+        })
+    }
+}
+
+enum EvaluateParams {
+    /// Caller-supplied items in the knowledge-base format, validated like the bundled ones.
+    static func items(_ raw: JSON) throws -> [KnowledgeItem] {
+        guard case .array(let list) = raw, !list.isEmpty else {
+            throw RPCError.invalidParams("\"items\" must be a non-empty array of knowledge items (the knowledge-base format)")
+        }
+        do {
+            return try KnowledgeBase(data: Data(raw.serialized()), source: "params.items", checks: [.captions]).items
+        } catch {
+            throw RPCError.invalidParams("\"items\": \(error)")
+        }
+    }
+
+    /// `anchors: {steps, guidance, seed}`: how the dislocation's reference anchors are sampled
+    /// (default: like DK-DM's, so that both share one bank).
+    static func anchorSettings(_ params: Params, sampling: SamplingSettings) throws -> AnchorBank.Settings {
+        let def = DistributionMatchingOptions().anchors
+        guard let a = try params.nested("anchors") else { return def }
+        var s = def.sampling
+        s.steps = try a.int("steps", default: s.steps, in: 1...1000)
+        s.guidance = try a.float("guidance", default: s.guidance ?? 1, in: 0...100)
+        let settings = AnchorBank.Settings(sampling: s, seed: try a.seed(default: def.seed)!)
+        try a.finish()
+        return settings
+    }
+
+    static func stats(_ s: PromptStats?) -> JSON {
+        guard let s else { return .null }
+        return ["score": TrainingParams.number(s.score), "accuracy": TrainingParams.number(s.accuracy),
+                "images": .int(Int64(s.images))]
+    }
+
+    /// One group's metrics: the implicit prompts' score and accuracy, the gap, the explicit and
+    /// superficial prompts' stats, and the mean dislocation of its items when measured.
+    static func metrics(_ g: GroupMetrics, dislocation: Double?) -> JSON {
+        [
+            "score": TrainingParams.number(g.implicit?.score ?? 0), "accuracy": TrainingParams.number(g.implicit?.accuracy ?? 0),
+            "knowledgeGap": TrainingParams.number(g.knowledgeGap), "count": .int(Int64(g.items)),
+            "explicit": stats(g.explicit), "superficial": stats(g.superficial),
+            "dislocation": TrainingParams.number(dislocation),
+        ]
+    }
+
+    static func json(_ r: EvaluationResult, items: [KnowledgeItem], includeItems: Bool) -> [String: JSON] {
+        let d = r.dislocation
+        /// The mean dislocation of the items of each group (by family or subdomain).
+        func dislocation(by key: (KnowledgeItem) -> String) -> [String: Double] {
+            guard let d else { return [:] }
+            var sums: [String: (Double, Int)] = [:]
+            for item in items { if let v = d.perItem[item.id] { sums[key(item), default: (0, 0)].0 += v; sums[key(item), default: (0, 0)].1 += 1 } }
+            return sums.mapValues { $0.0 / Double($0.1) }
+        }
+        var out: [String: JSON] = [
+            "score": TrainingParams.number(r.score ?? 0), "accuracy": TrainingParams.number(r.accuracy ?? 0),
+            "knowledgeGap": TrainingParams.number(r.knowledgeGap), "dislocation": TrainingParams.number(d?.mean),
+            "images": .int(Int64(r.images)), "samplesPerItem": .int(Int64(r.samplesPerItem)),
+            "seed": .int(Int64(bitPattern: r.seed)), "explicitCaptions": stats(r.explicit),
+            "computeMs": .int(Int64(r.elapsedSeconds * 1000)),
+        ]
+        let k = r.knowledge
+        out["overall"] = k.map { metrics($0.overall, dislocation: d?.mean) } ?? .null
+        let splitD = d?.bySplit ?? [:], familyD = dislocation { $0.family.rawValue }, subD = dislocation { $0.subdomain }
+        out["bySplit"] = .object(Dictionary(uniqueKeysWithValues: (k?.bySplit ?? [:]).map { ($0.key, metrics($0.value, dislocation: splitD[$0.key])) }))
+        out["byFamily"] = .object(Dictionary(uniqueKeysWithValues: (k?.byFamily ?? [:]).map { ($0.key, metrics($0.value, dislocation: familyD[$0.key])) }))
+        out["bySubdomain"] = .object(Dictionary(uniqueKeysWithValues: (k?.bySubdomain ?? [:]).map { ($0.key, metrics($0.value, dislocation: subD[$0.key])) }))
+        var list: [JSON] = []
+        if includeItems, let k {
+            for item in items {
+                guard let g = k.byItem[item.id], case .object(var m) = metrics(g, dislocation: d?.perItem[item.id]) else { continue }
+                m["id"] = .string(item.id)
+                m["split"] = .string(item.split.rawValue)
+                m["family"] = .string(item.family.rawValue)
+                m["subdomain"] = .string(item.subdomain)
+                list.append(.object(m))
+            }
+        }
+        out["items"] = .array(list)
+        return out
+    }
+}

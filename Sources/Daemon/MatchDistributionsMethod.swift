@@ -1,0 +1,137 @@
+import EruDiff
+import Foundation
+import World
+
+extension MethodTable {
+    /// `matchDistributions`: DK-DM (DESIGN §4.2) on the model's adapter — the dislocation before,
+    /// reference anchors, the training steps (one unit each), the dislocation after. Defaults are
+    /// `DistributionMatchingOptions`'s.
+    func registerMatchDistributions(_ engine: Engine) {
+        register("matchDistributions", .job { ctx, params in
+            let model = try engine.model(params)
+            var o = DistributionMatchingOptions()
+            let pairs = try MatchParams.pairs(params, engine: engine)
+            o.steps = try params.int("steps", default: o.steps, in: 0...1_000_000)
+            o.batchSize = try params.int("batchSize", default: o.batchSize, in: 1...1024)
+            o.learningRate = try params.float("learningRate", default: o.learningRate, in: 0...10)
+            o.weightDecay = try params.float("weightDecay", default: o.weightDecay, in: 0...10)
+            if params.has("maxGradNorm") {
+                o.maxGradNorm = try params.float("maxGradNorm", in: 1e-9...1e9)
+            } else if params.values["maxGradNorm"] == .null {
+                _ = params.raw("maxGradNorm")
+                o.maxGradNorm = nil
+            }
+            o.preserveWeight = try params.float("preserveWeight", default: o.preserveWeight, in: 0...1e6)
+            try MatchParams.anchors(params, into: &o)
+            try MatchParams.replay(params, into: &o)
+            o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)
+            let lora = try TrainingParams.lora(params, base: o.lora)
+            o.lora = lora.settings
+            o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
+            o.seed = try params.seed(default: o.seed)!
+            try MatchParams.dislocation(params, into: &o)
+            try TrainingParams.validated { try o.validate() }
+            let options = o
+            let title = "matchDistributions: \(pairs.count) pairs, \(o.steps) steps"
+            return ProcedureJob<DistributionMatching>(
+                title: title, method: "matchDistributions", model: model, trains: true,
+                checkpointEvery: ctx.options.checkpointEvery,
+                make: { m in
+                    var o = options
+                    o.lora = try lora.resolve(m.flow.transformer.config)
+                    try lora.check(against: m.flow.adapter, fresh: o.freshAdapter)
+                    if o.freshAdapter || m.flow.adapter == nil { m.adapterReplaced(steps: 0) }  // a new adapter starts at 0
+                    return try DistributionMatching(model: m.flow, pairs: pairs, options: o, bank: m.bank(o.anchors))
+                },
+                finish: { r, job in
+                    var out: [String: JSON] = [
+                        "steps": .int(Int64(r.steps)), "loss": TrainingParams.numbers(r.loss),
+                        "matchLoss": TrainingParams.numbers(r.matchLoss),
+                        "dislocationBefore": TrainingParams.number(r.dislocationBefore?.mean),
+                        "dislocationAfter": TrainingParams.number(r.dislocationAfter?.mean),
+                        "dislocation": ["before": TrainingParams.dislocation(r.dislocationBefore),
+                                        "after": TrainingParams.dislocation(r.dislocationAfter)],
+                        "pairs": .int(Int64(pairs.count)),
+                        "adapterSteps": .int(Int64(job.model.adapterSteps)),
+                        "computeMs": .int(Int64(r.elapsedSeconds * 1000)),
+                        "elapsedMs": .int(job.elapsedMs),
+                    ]
+                    if let c = job.checkpointPath { out["checkpoint"] = .string(c) }
+                    return .object(out)
+                })
+        })
+    }
+}
+
+/// `matchDistributions`' parameter groups.
+enum MatchParams {
+    /// `pairs: [{implicit, explicit, id?}]` or `set` (default `world:train`).
+    static func pairs(_ params: Params, engine: Engine) throws -> [KnowledgePair] {
+        if let list = try params.array("pairs") {
+            if params.has("set") { throw RPCError.invalidParams("give \"pairs\" or \"set\", not both") }
+            guard !list.isEmpty else { throw RPCError.invalidParams("\"pairs\" must be a non-empty array of {implicit, explicit}") }
+            var seen = Set<String>()
+            return try list.enumerated().map { i, v in
+                guard case .object = v else { throw params.invalid("pairs[\(i)]", "an object {implicit, explicit}", got: v) }
+                let p = try Params(method: params.method, v, prefix: "pairs[\(i)].")
+                let implicit = try p.string("implicit"), explicit = try p.string("explicit")
+                let id = try p.optionalString("id") ?? implicit
+                try p.finish()
+                guard !implicit.isEmpty, !explicit.isEmpty else {
+                    throw RPCError.invalidParams("\"pairs[\(i)]\" has an empty prompt")
+                }
+                guard seen.insert(id).inserted else {
+                    throw RPCError.invalidParams("\"pairs[\(i)]\": another pair has the id (or implicit prompt) \"\(id)\"")
+                }
+                return KnowledgePair(id: id, implicit: implicit, explicit: explicit)
+            }
+        }
+        let set = try params.string("set", default: "world:train")
+        return try TrainingParams.items(set, knowledge: engine.knowledge()).map(KnowledgePair.init)
+    }
+
+    /// `anchors: {perPair, source, refreshEvery, steps, guidance, seed}`.
+    static func anchors(_ params: Params, into o: inout DistributionMatchingOptions) throws {
+        guard let a = try params.nested("anchors") else { return }
+        o.anchorsPerPair = try a.int("perPair", default: o.anchorsPerPair, in: 1...256)
+        let source = try a.choice("source", ["reference", "policy"], default: "reference")
+        let refresh = try a.int("refreshEvery", default: 50, in: 1...1_000_000)
+        o.anchorSource = source == "reference" ? .reference : .policy(refreshEvery: refresh)
+        var sampling = o.anchors.sampling
+        sampling.steps = try a.int("steps", default: sampling.steps, in: 1...1000)
+        sampling.guidance = try a.float("guidance", default: sampling.guidance ?? 1, in: 0...100)
+        o.anchors = AnchorBank.Settings(sampling: sampling, seed: try a.seed(default: o.anchors.seed)!)
+        try a.finish()
+    }
+
+    /// `replay: {perStep, pool, source, weight}`: random explicit captions in the keep term.
+    static func replay(_ params: Params, into o: inout DistributionMatchingOptions) throws {
+        guard let r = try params.nested("replay") else { return }
+        o.replayPerStep = try r.int("perStep", default: o.replayPerStep, in: 0...1024)
+        o.replayPool = try r.int("pool", default: o.replayPool, in: 1...100_000)
+        let source = try r.choice("source", ["reference", "rendered"], default: o.replaySource.rawValue)
+        o.replaySource = DistributionMatchingOptions.ReplaySource(rawValue: source)!
+        if let w = try r.optionalDouble("weight", in: 0...1e6) { o.replayWeight = Float(w) }
+        try r.finish()
+    }
+
+    /// `dislocation`: false (not measured), true, or `{samplesPerPair, anchors, seed}`.
+    static func dislocation(_ params: Params, into o: inout DistributionMatchingOptions) throws {
+        guard let v = params.raw("dislocation") else { return }
+        switch v {
+        case .bool(let b): o.dislocation = b ? DislocationMeasurement.Settings() : nil
+        case .object:
+            o.dislocation = try dislocationSettings(Params(method: params.method, v, prefix: "dislocation."))
+        default: throw params.invalid("dislocation", "true, false or {samplesPerPair, anchors, seed}", got: v)
+        }
+    }
+
+    static func dislocationSettings(_ d: Params) throws -> DislocationMeasurement.Settings {
+        var s = DislocationMeasurement.Settings()
+        s.samplesPerPair = try d.int("samplesPerPair", default: s.samplesPerPair, in: 1...1024)
+        s.anchors = try d.int("anchors", default: s.anchors, in: 1...256)
+        s.seed = try d.seed(default: s.seed)!
+        try d.finish()
+        return s
+    }
+}

@@ -1,0 +1,71 @@
+import EruDiff
+import Foundation
+
+extension MethodTable {
+    /// `models/list`, `models/load`, `models/unload`. Loading and unloading run on the worker, between
+    /// units of other jobs; a model whose adapter is being trained is not replaced or unloaded.
+    func registerModelMethods(_ engine: Engine) {
+        register("models/list", .immediate { ctx, _ in
+            ["models": ctx.models.summary()]
+        })
+
+        register("models/load", .job { ctx, params in
+            let name = try params.string("name")
+            try Engine.checkModelName(name)
+            let path = try params.string("path")
+            guard path.hasPrefix("/") else {
+                throw RPCError.invalidParams("\"path\" must be an absolute path (the daemon's working directory is not yours), got \"\(path)\"")
+            }
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+                throw RPCError.invalidParams("\"path\" \(path) is not a folder (a model folder holds config.json, "
+                                             + "diffusion_pytorch_model.safetensors and erudiff.json)")
+            }
+            let restore = try params.bool("restoreAdapter", default: true)
+            let state = ctx.state, models = ctx.models
+            return ClosureJob(title: "models/load: \(name)") { _ in
+                if let old = try? engine.model(named: name) {
+                    try old.requireIdle("replace")
+                    try old.checkpoint(into: state)   // the new one restores what the old one learned
+                }
+                let model: EngineModel
+                do {
+                    guard let m = try models.load(name: name, path: path, state: state) as? EngineModel else {
+                        throw RPCError.internalError("the loader made no engine model")
+                    }
+                    model = m
+                } catch let e as RPCError {
+                    throw e
+                } catch {
+                    throw RPCError.invalidParams("\"path\" \(path) cannot be loaded as a model: \(error)")
+                }
+                let restored = model.restoredFrom
+                if !restore, model.flow.adapter != nil {
+                    model.flow.removeAdapter()
+                    model.adapterReplaced(steps: 0)
+                }
+                Log.info("loaded model \(name) from \(path)")
+                var o = model.details
+                o["name"] = .string(name)
+                o["bytes"] = .int(Int64(model.bytes))
+                o["adapter"] = model.adapter
+                o["restoredAdapter"] = restore ? (restored.map { .string($0) } ?? .null) : .null
+                return .done(.object(o))
+            }
+        })
+
+        register("models/unload", .job { ctx, params in
+            let name = try params.string("name")
+            _ = try engine.model(named: name)
+            let models = ctx.models
+            return ClosureJob(title: "models/unload: \(name)") { _ in
+                let model = try engine.model(named: name)
+                try model.requireIdle("unload")
+                models.unload(name: name)    // checkpoints unsaved adapter steps
+                Log.info("unloaded model \(name)")
+                return .done(["name": .string(name), "unloaded": true,
+                              "checkpoint": model.lastCheckpoint.map { .string($0.path) } ?? .null])
+            }
+        })
+    }
+}

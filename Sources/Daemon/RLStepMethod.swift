@@ -1,0 +1,190 @@
+import EruDiff
+import Foundation
+import Tensors
+import World
+
+extension MethodTable {
+    /// `rlStep`: NO-RL (DESIGN §4.3) on the model's adapter, with the world verifier's rewards for
+    /// groups it samples (`prompts` or `set`), or with the caller's rewards for samples that `sample`
+    /// returned (`samples: [{id, reward}]`, one round on those images). Defaults are
+    /// `NegativeOnlyRLOptions`'s.
+    func registerRLStep(_ engine: Engine) {
+        register("rlStep", .job { ctx, params in
+            let model = try engine.model(params)
+            var o = NegativeOnlyRLOptions()
+            let source = try RLParams.source(params, engine: engine, model: model)
+            o.groupSize = try params.int("groupSize", default: o.groupSize, in: 2...1024)
+            o.rounds = try params.int("rounds", default: o.rounds, in: 0...100_000)
+            o.stepsPerRound = try params.int("stepsPerRound", default: o.stepsPerRound, in: 0...100_000)
+            o.batchSize = try params.int("batchSize", default: o.batchSize, in: 1...1024)
+            o.promptsPerRound = try params.optionalInt("promptsPerRound", in: 1...1_000_000)
+            o.beta = try params.float("beta", default: o.beta, in: 1e-6...1e6)
+            o.advantageClip = try params.float("advantageClip", default: o.advantageClip, in: 1e-6...1e6)
+            o.learningRate = try params.float("learningRate", default: o.learningRate, in: 0...10)
+            o.weightDecay = try params.float("weightDecay", default: o.weightDecay, in: 0...10)
+            if params.has("maxGradNorm") {
+                o.maxGradNorm = try params.float("maxGradNorm", in: 1e-9...1e9)
+            } else if params.values["maxGradNorm"] == .null {
+                _ = params.raw("maxGradNorm")
+                o.maxGradNorm = nil
+            }
+            o.klWeight = try params.float("klWeight", default: o.klWeight, in: 0...1e6)
+            o.sampling = try SampleSettingsParams.read(params, stepsName: "samplingSteps", defaults: o.sampling,
+                                                       adapterName: nil)
+            o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)
+            if let d = try params.optionalDouble("emaDecay", in: 0...0.999999) { o.oldPolicy = .ema(decay: Float(d)) }
+            let lora = try TrainingParams.lora(params, base: o.lora)
+            o.lora = lora.settings
+            o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
+            o.seed = try params.seed(default: o.seed)!
+            try TrainingParams.validated { try o.validate() }
+            let options = o
+            let title: String
+            switch source {
+            case .world(let p): title = "rlStep: \(p.count) prompts × \(o.groupSize), \(o.rounds) round(s)"
+            case .groups(let g): title = "rlStep: \(g.reduce(0) { $0 + $1.rewards.count }) rewarded samples"
+            }
+            return ProcedureJob<NegativeOnlyRL>(
+                title: title, method: "rlStep", model: model, trains: true, checkpointEvery: ctx.options.checkpointEvery,
+                make: { m in
+                    var o = options
+                    o.lora = try lora.resolve(m.flow.transformer.config)
+                    try lora.check(against: m.flow.adapter, fresh: o.freshAdapter)
+                    if o.freshAdapter || m.flow.adapter == nil { m.adapterReplaced(steps: 0) }  // a new adapter starts at 0
+                    switch source {
+                    case .world(let prompts): return try NegativeOnlyRL(model: m.flow, prompts: prompts, options: o)
+                    case .groups(let groups): return try NegativeOnlyRL(model: m.flow, groups: groups, options: o)
+                    }
+                },
+                finish: { r, job in
+                    var out: [String: JSON] = [
+                        "rewardMean": TrainingParams.number(r.rewardMean),
+                        "rewardStd": TrainingParams.number(r.rewardStd),
+                        "negatives": .int(Int64(r.negatives)), "loss": TrainingParams.number(r.loss),
+                        "losses": TrainingParams.numbers(r.losses), "rounds": .int(Int64(r.rounds)),
+                        "steps": .int(Int64(job.steps)),
+                        "perRound": .array(r.perRound.map { s in
+                            ["rewardMean": TrainingParams.number(s.rewardMean), "rewardStd": TrainingParams.number(s.rewardStd),
+                             "negatives": .int(Int64(s.negatives)), "groups": .int(Int64(s.groups)),
+                             "skippedGroups": .int(Int64(s.skippedGroups)), "meanLoss": TrainingParams.number(s.meanLoss)]
+                        }),
+                        "adapterSteps": .int(Int64(job.model.adapterSteps)),
+                        "computeMs": .int(Int64(r.elapsedSeconds * 1000)),
+                        "elapsedMs": .int(job.elapsedMs),
+                    ]
+                    if let c = job.checkpointPath { out["checkpoint"] = .string(c) }
+                    return .object(out)
+                })
+        })
+    }
+}
+
+/// `rlStep`'s prompts or rewarded samples.
+enum RLParams {
+    enum Source {
+        /// Prompts whose groups are sampled and scored by the world verifier.
+        case world([RLPrompt])
+        /// The caller's samples and rewards, grouped by prompt.
+        case groups([RLGroup])
+    }
+
+    static func source(_ params: Params, engine: Engine, model: EngineModel) throws -> Source {
+        let given = ["prompts", "set", "samples"].filter { params.has($0) }
+        guard given.count <= 1 else {
+            throw RPCError.invalidParams("give one of \"prompts\", \"set\" and \"samples\", not " + given.map { "\"\($0)\"" }.joined(separator: " and "))
+        }
+        if params.has("samples") {
+            if params.has("reward") {
+                throw RPCError.invalidParams("\"reward\" is for sampled groups; with \"samples\" the rewards are the caller's")
+            }
+            if params.has("kinds") || params.has("captions") {
+                throw RPCError.invalidParams("\"kinds\" and \"captions\" choose prompts; they do not go with \"samples\"")
+            }
+            return .groups(try groups(params, engine: engine, model: model))
+        }
+        _ = try params.choice("reward", ["world"], default: "world")
+        let kinds = try params.has("kinds") ? params.stringArray("kinds").map { k -> KnowledgeItem.PromptKind in
+            guard let kind = KnowledgeItem.PromptKind(rawValue: k), kind != .superficial else {
+                throw RPCError.invalidParams("\"kinds\" may hold \"implicit\" and \"explicit\", got \"\(k)\"")
+            }
+            return kind
+        } : [.implicit, .explicit]
+        let knowledge = try engine.knowledge()
+        var list: [RLPrompt] = [], seen = Set<RLPrompt>()
+        func add(_ p: RLPrompt) { if seen.insert(p).inserted { list.append(p) } }
+        let seed = try params.seed(default: 0)!
+        let captionCount = try params.int("captions", default: 0, in: 0...10_000)
+        if params.has("prompts") {
+            for (i, text) in try params.stringArray("prompts").enumerated() {
+                add(try prompt(text, index: i, knowledge: knowledge))
+            }
+        } else {
+            let set = try params.string("set", default: "world:train")
+            if set == EvaluationOptions.explicitSet {
+                guard !params.has("captions") || captionCount > 0 else {
+                    throw RPCError.invalidParams("\"captions\" must be positive for set \"world:explicit\"")
+                }
+            } else {
+                for item in try TrainingParams.items(set, knowledge: knowledge) {
+                    for kind in kinds { add(try RLPrompt(item, kind)) }
+                }
+            }
+            var rng = RNG(seed: SeedHash.seed(seed, purpose: "daemon.rl-captions"))
+            let n = set == EvaluationOptions.explicitSet ? (params.has("captions") ? captionCount : 32) : captionCount
+            for _ in 0..<n {
+                let c = Caption.random(&rng)
+                add(RLPrompt(text: c.text, expect: c.attributes))
+            }
+        }
+        return .world(list)
+    }
+
+    /// A prompt the world can reward: a knowledge item's implicit or explicit prompt, or an explicit
+    /// caption of the world.
+    static func prompt(_ text: String, index i: Int, knowledge: KnowledgeBase) throws -> RLPrompt {
+        if let item = knowledge.items.first(where: { $0.implicit == text }) { return try RLPrompt(item, .implicit) }
+        if let item = knowledge.items.first(where: { $0.explicit == text }) { return try RLPrompt(item, .explicit) }
+        if let p = try? RLPrompt(caption: text) { return p }
+        throw RPCError.invalidParams("\"prompts[\(i)]\" \"\(text)\" is neither a prompt of the knowledge base nor an explicit "
+                                     + "caption of the world, so the world reward cannot score it; score its samples "
+                                     + "yourself and pass \"samples\": [{id, reward}]")
+    }
+
+    /// `samples: [{id, reward}]` looked up in the sample store and grouped by prompt.
+    static func groups(_ params: Params, engine: Engine, model: EngineModel) throws -> [RLGroup] {
+        guard let list = try params.array("samples"), !list.isEmpty else {
+            throw RPCError.invalidParams("\"samples\" must be a non-empty array of {id, reward}")
+        }
+        var byPrompt: [String: [(SampleStore.Record, Double)]] = [:], order: [String] = [], seen = Set<String>()
+        for (i, v) in list.enumerated() {
+            guard case .object = v else { throw params.invalid("samples[\(i)]", "an object {id, reward}", got: v) }
+            let p = try Params(method: params.method, v, prefix: "samples[\(i)].")
+            let id = try p.string("id")
+            let reward = try p.double("reward")
+            try p.finish()
+            guard seen.insert(id).inserted else { throw RPCError.invalidParams("\"samples[\(i)].id\" \"\(id)\" is listed twice") }
+            let record: SampleStore.Record
+            switch engine.samples.lookup(id) {
+            case .found(let r): record = r
+            case .expired:
+                throw RPCError.invalidParams("\"samples[\(i)].id\" \"\(id)\" has expired: the daemon keeps the last "
+                                             + "\(engine.samples.limit) samples for \(Int(engine.samples.ttl)) s (--sample-store, --sample-ttl)")
+            case .unknown:
+                throw RPCError.invalidParams("\"samples[\(i)].id\" \"\(id)\" is unknown: not an id that sample returned since "
+                                             + "this daemon started")
+            }
+            guard record.model == model.name else {
+                throw RPCError.invalidParams("\"samples[\(i)].id\" \"\(id)\" was sampled by model \(record.model), not \(model.name)")
+            }
+            if byPrompt[record.prompt] == nil { order.append(record.prompt) }
+            byPrompt[record.prompt, default: []].append((record, reward))
+        }
+        return order.map { prompt in
+            let g = byPrompt[prompt]!
+            let per = g[0].0.image.count
+            let images = Tensor(zeros: [g.count] + g[0].0.image.shape)
+            for (j, (r, _)) in g.enumerated() { (images.data + j * per).update(from: r.image.data, count: per) }
+            return RLGroup(prompt: prompt, images: images, rewards: g.map(\.1))
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import Models
+import Tensors
+
+/// The flow-matching training step (pretraining, DESIGN.md §4.1), reusable for the base model or for a
+/// LoRA adapter:
+///   t ~ logit-normal(0, 1), ε ~ N(0, I), x_t = (1 − t)·x0 + t·ε, loss = mean (v(x_t, t, c) − (ε − x0))²,
+///   with each caption replaced by the unconditional encoding with probability `captionDropout`;
+///   backward, optional gradient-norm clipping, AdamW.
+/// Text arrives already encoded (`TextConditioning`), so callers can cache encodings and the text
+/// encoder need not run every step. Memory (workspace, gradients, moments) is allocated once.
+public final class FlowMatchingTrainer {
+    public enum Target: Equatable, Sendable {
+        /// Every base weight (pretraining).
+        case base
+        /// The model's adapter only; the base stays frozen.
+        case adapter
+    }
+
+    public struct Options: Sendable {
+        public var learningRate: Float = 3e-4
+        public var weightDecay: Float = 0
+        public var betas: (Float, Float) = (0.9, 0.999)
+        public var eps: Float = 1e-8
+        /// Clip the global gradient norm to this (nil: no clipping).
+        public var maxGradNorm: Float? = 1
+        public var captionDropout: Float = 0.1
+        public var timeMean: Float = 0
+        public var timeStd: Float = 1
+        public init() {}
+    }
+
+    /// What one step did.
+    public struct StepResult: Sendable {
+        public let loss: Float
+        /// Global gradient norm before clipping.
+        public let gradNorm: Float
+    }
+
+    public let model: FluxTransformer
+    public let target: Target
+    public var options: Options
+    public let workspace: FluxWorkspace
+    /// Gradients of the base (target `.base`) or of the adapter (target `.adapter`).
+    public let baseGradients: FluxWeights?
+    public let adapterGradients: LoRAAdapter?
+    public let optimizer: AdamW
+    public var rng: RNG
+
+    private let xt, targetV, noise, dOut: Tensor
+    private let states, pooled: Tensor
+    private let gradTensors: [Tensor]
+
+    /// A trainer for batches of up to `batch` samples with `positions` (text length and image tokens).
+    public init(model: FluxTransformer, batch: Int, positions: FluxPositions, target: Target = .base,
+                options: Options = Options(), seed: UInt64) throws {
+        self.model = model
+        self.target = target
+        self.options = options
+        self.workspace = try FluxWorkspace(config: model.config, batch: batch, positions: positions, training: true)
+        let c = model.config
+        var params: [AdamW.Parameter] = []
+        switch target {
+        case .base:
+            let g = FluxWeights.zeros(c)
+            baseGradients = g; adapterGradients = nil
+            if let wm = model.weights.matrices, let wv = model.weights.vectors {  // two contiguous ranges
+                params = [AdamW.Parameter(wm, grad: g.matrices!, decays: true),
+                          AdamW.Parameter(wv, grad: g.vectors!, decays: false)]
+            } else {
+                for (p, gr) in zip(model.weights.tensors, g.tensors) {
+                    params.append(AdamW.Parameter(p.tensor, grad: gr.tensor, decays: p.tensor.shape.count > 1))
+                }
+            }
+            gradTensors = [g.flat!]
+        case .adapter:
+            guard let a = model.adapter else { throw FluxError.invalidInput("target .adapter but the model has no adapter") }
+            let g = a.zerosLike()
+            baseGradients = nil; adapterGradients = g
+            params = [AdamW.Parameter(a.flat, grad: g.flat, decays: true)]
+            gradTensors = [g.flat]
+        }
+        optimizer = AdamW(parameters: params, lr: options.learningRate, betas: options.betas, eps: options.eps,
+                          weightDecay: options.weightDecay)
+        rng = RNG(seed: seed)
+        let n = positions.imageTokens, l = positions.textTokens
+        xt = Tensor(zeros: [batch, n, c.inChannels])
+        targetV = Tensor(zeros: [batch, n, c.outFeatures])
+        noise = Tensor(zeros: [batch, n, c.inChannels])
+        dOut = Tensor(zeros: [batch, n, c.outFeatures])
+        states = Tensor(zeros: [batch, l, c.jointAttentionDim])
+        pooled = Tensor(zeros: [batch, c.pooledProjectionDim])
+    }
+
+    /// One optimisation step on clean samples `x0` `[B, N, C]` with their captions' encodings `text`
+    /// (B prompts) and the unconditional encoding (1 prompt, used for dropped captions).
+    @discardableResult
+    public func step(x0: Tensor, text: TextConditioning, unconditional: TextConditioning) throws -> StepResult {
+        let c = model.config, b = text.count, n = workspace.positions.imageTokens
+        let per = n * c.inChannels
+        guard b > 0, b <= workspace.maxBatch, x0.count == b * per else {
+            throw FluxError.invalidInput("x0 \(x0.shape) and \(b) captions for a trainer of batch \(workspace.maxBatch)")
+        }
+        guard c.inChannels == c.outFeatures else { throw FluxError.invalidInput("flow matching needs out = in channels") }
+        guard unconditional.count == 1, unconditional.tokens == text.tokens, text.tokens == workspace.positions.textTokens else {
+            throw FluxError.invalidInput("text encodings do not match the trainer's text length")
+        }
+        var times = [Float](repeating: 0, count: b)
+        for i in 0..<b {
+            times[i] = FlowMatching.logitNormalTime(&rng, mean: options.timeMean, std: options.timeStd)
+            rng.fillNormal(noise.data + i * per, count: per)
+            FlowMatching.noisy(x0: x0.data + i * per, noise: noise.data + i * per, t: times[i], into: xt.data + i * per,
+                               count: per)
+            FlowMatching.velocity(x0: x0.data + i * per, noise: noise.data + i * per, into: targetV.data + i * per,
+                                  count: per)
+            let drop = rng.uniform() < options.captionDropout
+            if drop { unconditional.copy(0, intoStates: states, pooled: pooled, row: i) }
+            else { text.copy(i, intoStates: states, pooled: pooled, row: i) }
+        }
+        let view = { (t: Tensor, shape: [Int]) in Tensor(borrowing: t.data, shape: shape, owner: t) }
+        let input = FluxInput(image: view(xt, [b, n, c.inChannels]),
+                              text: view(states, [b, text.tokens, c.jointAttentionDim]),
+                              pooled: view(pooled, [b, c.pooledProjectionDim]), timesteps: times,
+                              guidance: c.guidanceEmbeds ? [Float](repeating: 1, count: b) : nil)
+        let out = try model.forward(input, workspace: workspace, useAdapter: target == .adapter)
+        let count = b * per
+        let loss = MSE.forward(pred: out.data, target: targetV.data, count: count)
+        dOut.data.update(repeating: 0, count: count)
+        MSE.backward(pred: out.data, target: targetV.data, dpred: dOut.data, count: count)
+        try model.backward(outputGradient: view(dOut, [b, n, c.outFeatures]), workspace: workspace,
+                           baseGradients: baseGradients, adapterGradients: adapterGradients)
+        let norm: Float
+        if let m = options.maxGradNorm { norm = GradClip.clip(gradTensors, maxNorm: m) }
+        else { norm = GradClip.globalNorm(gradTensors) }
+        if norm.isFinite {
+            optimizer.lr = options.learningRate
+            optimizer.step()
+        }
+        for g in gradTensors { g.zero() }
+        return StepResult(loss: loss, gradNorm: norm)
+    }
+}

@@ -1,1 +1,0 @@
-// Module Diffusion: see DESIGN.md §2. (Placeholder until its issue lands.)

@@ -1,0 +1,84 @@
+/// The settings of a DK-DM run (DESIGN §4.2; the daemon's `matchDistributions` parameters).
+public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
+    /// Where the anchors x0 come from.
+    public enum AnchorSource: Codable, Equatable, Sendable {
+        /// Reference samples (adapter off, with guidance) of the explicit prompt, drawn once.
+        case reference
+        /// Policy samples (adapter on, with guidance) of the implicit prompt, redrawn every `refreshEvery`
+        /// steps (on-policy, like DMD).
+        case policy(refreshEvery: Int)
+    }
+
+    /// Where the clean images of replayed explicit captions come from.
+    public enum ReplaySource: String, Codable, Equatable, Sendable {
+        /// Reference samples of the caption (what the model already draws for it).
+        case reference
+        /// The world's renders of the caption (ground truth).
+        case rendered
+    }
+
+    public var steps = 200
+    /// Pairs per step.
+    public var batchSize = 8
+    public var learningRate: Float = 1e-3
+    public var weightDecay: Float = 0
+    /// Global gradient-norm clip (nil: none).
+    public var maxGradNorm: Float? = 1
+    /// Linear warm-up of the learning rate over this many steps.
+    public var warmupSteps = 0
+    /// Cosine decay of the learning rate to this fraction of its peak at the last step (nil: constant).
+    public var finalLearningRateFraction: Float? = nil
+    /// Rows per training forward/backward pass: a step's stacked batch is cut into passes of at most
+    /// this many rows whose gradients add up (bounds the training workspace, about 7.8 MB per row at the
+    /// `mini` size with 24 text tokens).
+    public var rowsPerPass = 16
+    /// Anchors per pair (k).
+    public var anchorsPerPair = 4
+    public var anchorSource: AnchorSource = .reference
+    /// How anchors are sampled (ignored when the run is given a bank: the bank's settings win).
+    public var anchors = AnchorBank.Settings()
+    /// λ_keep: weight of the keep terms on the explicit prompt and on the unconditional input.
+    public var preserveWeight: Float = 1
+    /// Random explicit captions replayed per step in the keep term (0: none).
+    public var replayPerStep = 0
+    /// Distinct replay captions drawn for the run.
+    public var replayPool = 64
+    public var replaySource: ReplaySource = .reference
+    /// Weight of the replay term (nil: `preserveWeight`).
+    public var replayWeight: Float? = nil
+    public var timeSampling: TimeSampling = .logitNormal(mean: 0, std: 1)
+    /// The adapter created when the model has none, or when `freshAdapter`.
+    public var lora = LoRASettings()
+    /// Start from a new adapter even if the model has one (otherwise the current adapter is trained on).
+    public var freshAdapter = false
+    public var seed: UInt64 = 0
+    /// The dislocation measured on the pairs before and after training (nil: not measured).
+    public var dislocation: DislocationMeasurement.Settings? = DislocationMeasurement.Settings()
+
+    public init() {}
+
+    /// Throws naming the first option out of range.
+    public func validate() throws {
+        func bad(_ s: String) -> EruDiffError { .invalidArgument("matchDistributions: " + s) }
+        guard steps >= 0 && steps <= 1_000_000 else { throw bad("steps must be in 0...1000000") }
+        guard batchSize > 0 && batchSize <= 1024 else { throw bad("batchSize must be in 1...1024") }
+        guard learningRate.isFinite && learningRate >= 0 else { throw bad("learningRate must be ≥ 0") }
+        guard weightDecay.isFinite && weightDecay >= 0 else { throw bad("weightDecay must be ≥ 0") }
+        if let m = maxGradNorm { guard m.isFinite && m > 0 else { throw bad("maxGradNorm must be positive") } }
+        guard warmupSteps >= 0 else { throw bad("warmupSteps must be ≥ 0") }
+        if let f = finalLearningRateFraction { guard f.isFinite && f >= 0 && f <= 1 else { throw bad("finalLearningRateFraction must be in [0, 1]") } }
+        guard rowsPerPass > 0 && rowsPerPass <= 4096 else { throw bad("rowsPerPass must be in 1...4096") }
+        guard anchorsPerPair > 0 && anchorsPerPair <= 256 else { throw bad("anchors.perPair must be in 1...256") }
+        if case let .policy(k) = anchorSource, k <= 0 { throw bad("anchors.refreshEvery must be positive") }
+        try anchors.sampling.validate("anchors")
+        guard preserveWeight.isFinite && preserveWeight >= 0 else { throw bad("preserveWeight must be ≥ 0") }
+        guard replayPerStep >= 0 && replayPerStep <= 1024 else { throw bad("replayPerStep must be in 0...1024") }
+        guard replayPool > 0 && replayPool <= 100_000 else { throw bad("replayPool must be in 1...100000") }
+        if let w = replayWeight { guard w.isFinite && w >= 0 else { throw bad("replayWeight must be ≥ 0") } }
+        if case let .shifted(s) = timeSampling, !(s > 0) { throw bad("time shift must be positive") }
+        if case let .logitNormal(_, s) = timeSampling, !(s > 0) { throw bad("logit-normal std must be positive") }
+        if let d = dislocation {
+            guard d.samplesPerPair > 0 && d.anchors > 0 else { throw bad("dislocation needs samples and anchors") }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import Models
+import Tensors
+
+/// The LoRA adapter a procedure creates when the model has none (or when asked for a fresh one):
+/// rank r, scale alpha/r, PEFT's init from `seed`, on the default targets (every attention and MLP
+/// projection) unless `targets` names others or `allLayers` asks for every linear layer.
+public struct LoRASettings: Codable, Equatable, Sendable {
+    public var rank: Int
+    public var alpha: Float
+    public var seed: UInt64
+    public var targets: [String]?
+    /// Every linear layer (`allTargets`): also the adaLN modulations and the timestep and pooled-text
+    /// embedders, the path by which the pooled prompt vector conditions the whole model.
+    public var allLayers: Bool
+
+    public init(rank: Int = 8, alpha: Float = 8, seed: UInt64 = 1, targets: [String]? = nil, allLayers: Bool = false) {
+        self.rank = rank; self.alpha = alpha; self.seed = seed; self.targets = targets; self.allLayers = allLayers
+    }
+
+    private enum CodingKeys: String, CodingKey { case rank, alpha, seed, targets, allLayers }
+
+    /// Decodes, with `allLayers` false when absent.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(rank: try c.decode(Int.self, forKey: .rank), alpha: try c.decode(Float.self, forKey: .alpha),
+                  seed: try c.decode(UInt64.self, forKey: .seed), targets: try c.decodeIfPresent([String].self, forKey: .targets),
+                  allLayers: try c.decodeIfPresent(Bool.self, forKey: .allLayers) ?? false)
+    }
+
+    /// The target list for a model of `config` (nil: the default targets).
+    public func resolvedTargets(_ config: FluxConfig) -> [String]? {
+        allLayers ? Self.allTargets(config) : targets
+    }
+
+    /// Every linear layer of a model of `config` (embedders, adaLN modulations and the output
+    /// projection too): adapters that can also move the pooled-text and timestep conditioning path.
+    public static func allTargets(_ config: FluxConfig) -> [String] {
+        FluxWeights.linearLayout(config).map(\.name)
+    }
+
+    /// Named target sets: "default" (attention and MLP projections, nil), "all" (`allTargets`).
+    public static func targets(named name: String, config: FluxConfig) throws -> [String]? {
+        switch name {
+        case "default": return nil
+        case "all": return allTargets(config)
+        default: throw EruDiffError.invalidArgument("LoRA targets '\(name)': expected default or all")
+        }
+    }
+
+    /// Whether backward must carry gradients into the conditioning vector for `adapter`: when it has
+    /// targets on the adaLN modulations or the timestep / pooled-text embedders, which an adapter-only
+    /// backward otherwise skips.
+    static func needsConditioningGradients(_ adapter: LoRAAdapter) -> Bool {
+        adapter.modules.contains { m in
+            m.hasPrefix("time_text_embed.") || m.hasSuffix("norm1.linear") || m.hasSuffix("norm1_context.linear")
+                || m.hasSuffix(".norm.linear") || m == "norm_out.linear"
+        }
+    }
+
+    /// The model's adapter, created first when it has none or when `fresh`; left enabled.
+    func adapter(on model: FlowModel, fresh: Bool) throws -> LoRAAdapter {
+        let a = try (fresh ? nil : model.adapter)
+            ?? model.createAdapter(rank: rank, alpha: alpha, targets: resolvedTargets(model.transformer.config), seed: seed)
+        a.enabled = true
+        return a
+    }
+}
+
+/// AdamW over one adapter's parameters, with their gradient buffer, saved and restored with a run.
+final class AdapterOptimizer {
+    let adapter: LoRAAdapter
+    let gradients: LoRAAdapter
+    let adam: AdamW
+    var maxGradNorm: Float?
+
+    init(adapter: LoRAAdapter, learningRate: Float, weightDecay: Float, maxGradNorm: Float?) {
+        self.adapter = adapter
+        gradients = adapter.zerosLike()
+        adam = AdamW(parameters: [AdamW.Parameter(adapter.flat, grad: gradients.flat, decays: true)], lr: learningRate,
+                     weightDecay: weightDecay)
+        self.maxGradNorm = maxGradNorm
+    }
+
+    /// Clips, steps (unless the gradient is not finite) and zeroes the gradients; returns the norm
+    /// before clipping.
+    @discardableResult
+    func step() -> Float {
+        let norm: Float
+        if let m = maxGradNorm { norm = GradClip.clip([gradients.flat], maxNorm: m) } else { norm = GradClip.globalNorm([gradients.flat]) }
+        if norm.isFinite { adam.step() }
+        gradients.flat.zero()
+        return norm
+    }
+
+    func save(into a: StateArchive, prefix: String) {
+        a.set(prefix + "adapter", adapter.flat)
+        a.set(prefix + "adam_m", adam.m[0])
+        a.set(prefix + "adam_v", adam.v[0])
+        a.set(prefix + "adam_steps", string: String(adam.stepCount))
+        a.set(prefix + "adapter_layout", string: "\(adapter.rank)/\(adapter.alpha)/" + adapter.modules.joined(separator: ","))
+    }
+
+    func restore(from a: StateArchive, prefix: String) throws {
+        let layout = "\(adapter.rank)/\(adapter.alpha)/" + adapter.modules.joined(separator: ",")
+        guard try a.string(prefix + "adapter_layout") == layout else {
+            throw EruDiffError.badState(path: a.source, problem: "the saved adapter has another rank, alpha or targets")
+        }
+        try a.copy(prefix + "adapter", into: adapter.flat)
+        try a.copy(prefix + "adam_m", into: adam.m[0])
+        try a.copy(prefix + "adam_v", into: adam.v[0])
+        adam.stepCount = try a.int(prefix + "adam_steps")
+    }
+}
