@@ -49,7 +49,7 @@ let package = Package(
                     swiftSettings: settings),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], exclude: ["Fixtures"],
                     swiftSettings: settings),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], swiftSettings: settings),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], exclude: ["Fixtures"], swiftSettings: settings),
         .testTarget(name: "WorldTests", dependencies: ["World"], swiftSettings: settings),
         .testTarget(name: "EruDiffTests", dependencies: ["EruDiff"], swiftSettings: settings),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon"], swiftSettings: settings),

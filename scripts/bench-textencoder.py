@@ -118,8 +118,10 @@ def main():
     stderr_text = err.read()
     if not ready.startswith("ready"):
         sys.exit(f"erudiff-bench did not start: {ready!r} {stderr_text}")
-    core = next((line.split(":", 1)[1].strip() for line in stderr_text.splitlines() if line.startswith("Core:")),
-                "unknown")
+    # OpenBLAS names its kernel set at load time and again if erudiff redoes the selection (BLAS.swift):
+    # the last name is the one in use.
+    cores = [line.split(":", 1)[1].strip() for line in stderr_text.splitlines() if line.startswith("Core:")]
+    core = cores[-1] if cores else "unknown"
 
     def time_ours(batch, repeats):
         ours.stdin.write(f"time {repeats} {batch} {json.dumps(PROMPTS)}\n")

@@ -31,6 +31,7 @@ public final class Pretraining {
         public var captionPool = 20_000
         public var textTokens = 24
         public var seed: UInt64 = 1
+        /// Steps between automatic checkpoints (0: only at the end and when asked).
         public var checkpointEvery = 250
         public var config = ModelShape()
         public init() {}
@@ -166,7 +167,7 @@ public final class Pretraining {
         step += 1
         trainingSeconds += Date().timeIntervalSince(started)
         smoothedLoss = smoothedLoss.isNaN ? result.loss : 0.98 * smoothedLoss + 0.02 * result.loss
-        if step % options.checkpointEvery == 0 || isFinished { try checkpoint() }
+        if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || isFinished { try checkpoint() }
         return StepReport(step: step, loss: result.loss, gradNorm: result.gradNorm, learningRate: lr)
     }
 
