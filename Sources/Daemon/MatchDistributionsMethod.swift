@@ -38,13 +38,11 @@ extension MethodTable {
                 checkpointEvery: ctx.options.checkpointEvery,
                 make: { m in
                     var o = options
-                    o.lora = try lora.resolve(m.flow.transformer.config)
-                    try lora.check(against: m.flow.adapter, fresh: o.freshAdapter)
-                    if o.freshAdapter || m.flow.adapter == nil { m.adapterReplaced(steps: 0) }  // a new adapter starts at 0
+                    o.lora = try lora.prepare(m, fresh: o.freshAdapter)
                     return try DistributionMatching(model: m.flow, pairs: pairs, options: o, bank: m.bank(o.anchors))
                 },
                 finish: { r, job in
-                    var out: [String: JSON] = [
+                    job.trainingResult([
                         "steps": .int(Int64(r.steps)), "loss": TrainingParams.numbers(r.loss),
                         "matchLoss": TrainingParams.numbers(r.matchLoss),
                         "dislocationBefore": TrainingParams.number(r.dislocationBefore?.mean),
@@ -52,12 +50,7 @@ extension MethodTable {
                         "dislocation": ["before": TrainingParams.dislocation(r.dislocationBefore),
                                         "after": TrainingParams.dislocation(r.dislocationAfter)],
                         "pairs": .int(Int64(pairs.count)),
-                        "adapterSteps": .int(Int64(job.model.adapterSteps)),
-                        "computeMs": .int(Int64(r.elapsedSeconds * 1000)),
-                        "elapsedMs": .int(job.elapsedMs),
-                    ]
-                    if let c = job.checkpointPath { out["checkpoint"] = .string(c) }
-                    return .object(out)
+                    ], computeSeconds: r.elapsedSeconds)
                 })
         })
     }

@@ -93,6 +93,14 @@ final class ProcedureJob<P: Procedure>: Job {
         return .object(o)
     }
 
-    /// The checkpoint written at the end, for results.
-    var checkpointPath: String? { lastSaved }
+    /// A training job's result: `fields` plus what every training method reports — the adapter's
+    /// total steps, compute and wall time, and the checkpoint written at the end.
+    func trainingResult(_ fields: [String: JSON], computeSeconds: Double) -> JSON {
+        var out = fields
+        out["adapterSteps"] = .int(Int64(model.adapterSteps))
+        out["computeMs"] = .int(Int64(computeSeconds * 1000))
+        out["elapsedMs"] = .int(elapsedMs)
+        if let c = lastSaved { out["checkpoint"] = .string(c) }
+        return .object(out)
+    }
 }

@@ -48,16 +48,14 @@ extension MethodTable {
                 title: title, method: "rlStep", model: model, trains: true, checkpointEvery: ctx.options.checkpointEvery,
                 make: { m in
                     var o = options
-                    o.lora = try lora.resolve(m.flow.transformer.config)
-                    try lora.check(against: m.flow.adapter, fresh: o.freshAdapter)
-                    if o.freshAdapter || m.flow.adapter == nil { m.adapterReplaced(steps: 0) }  // a new adapter starts at 0
+                    o.lora = try lora.prepare(m, fresh: o.freshAdapter)
                     switch source {
                     case .world(let prompts): return try NegativeOnlyRL(model: m.flow, prompts: prompts, options: o)
                     case .groups(let groups): return try NegativeOnlyRL(model: m.flow, groups: groups, options: o)
                     }
                 },
                 finish: { r, job in
-                    var out: [String: JSON] = [
+                    job.trainingResult([
                         "rewardMean": TrainingParams.number(r.rewardMean),
                         "rewardStd": TrainingParams.number(r.rewardStd),
                         "negatives": .int(Int64(r.negatives)), "loss": TrainingParams.number(r.loss),
@@ -68,12 +66,7 @@ extension MethodTable {
                              "negatives": .int(Int64(s.negatives)), "groups": .int(Int64(s.groups)),
                              "skippedGroups": .int(Int64(s.skippedGroups)), "meanLoss": TrainingParams.number(s.meanLoss)]
                         }),
-                        "adapterSteps": .int(Int64(job.model.adapterSteps)),
-                        "computeMs": .int(Int64(r.elapsedSeconds * 1000)),
-                        "elapsedMs": .int(job.elapsedMs),
-                    ]
-                    if let c = job.checkpointPath { out["checkpoint"] = .string(c) }
-                    return .object(out)
+                    ], computeSeconds: r.elapsedSeconds)
                 })
         })
     }

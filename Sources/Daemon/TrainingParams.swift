@@ -34,6 +34,16 @@ enum TrainingParams {
             return s
         }
 
+        /// The adapter settings a training job uses on `model` (on the worker): targets resolved, the
+        /// shape checked against the current adapter, and the step count restarted when a new adapter
+        /// will be made.
+        func prepare(_ model: EngineModel, fresh: Bool) throws -> LoRASettings {
+            let s = try resolve(model.flow.transformer.config)
+            try check(against: model.flow.adapter, fresh: fresh)
+            if fresh || model.flow.adapter == nil { model.adapterReplaced(steps: 0) }
+            return s
+        }
+
         /// Throws `-32602` when the caller asked for a shape other than the model's current adapter
         /// without asking for a fresh one (the adapter would be trained on as it is).
         func check(against adapter: LoRAAdapter?, fresh: Bool) throws {

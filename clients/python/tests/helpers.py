@@ -315,3 +315,52 @@ def png_max_difference(a, b):
     pa, pb = png_pixels(a), png_pixels(b)
     assert pa[:3] == pb[:3], (pa[:3], pb[:3])
     return max(abs(x - y) for x, y in zip(pa[3], pb[3]))
+
+
+def status_storm(d, clients, status_calls, sample=False, check_status=None, timeout=300):
+    """`clients` connections driven from one thread (no GIL contention between client threads), each
+    with one status call in flight at a time, `status_calls` of them; with `sample`, each connection first
+    sends a 20-step one-image sample. `check_status(reply)` is applied to every status reply. Returns the
+    status latencies (sorted), each sample's time to answer, and the wall time."""
+    import selectors
+    conns = [d.connect() for _ in range(clients)]
+    sel = selectors.DefaultSelector()
+    sent_at, left, bufs, latencies, sample_time = {}, {}, {}, [], {}
+    t0 = time.perf_counter()
+    try:
+        for i, c in enumerate(conns):
+            c.sock.setblocking(False)
+            sel.register(c.sock, selectors.EVENT_READ, i)
+            left[i] = status_calls
+            bufs[i] = b""
+            if sample:
+                c.sock.sendall(json.dumps(request("sample", {"prompt": "a stop sign", "seed": i}, f"s{i}")).encode() + b"\n")
+            sent_at[i] = time.perf_counter()
+            c.sock.sendall(json.dumps(request("status", None, i)).encode() + b"\n")
+        wanted_samples = clients if sample else 0
+        deadline = time.monotonic() + timeout
+        while (left or len(sample_time) < wanted_samples) and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                i = key.data
+                bufs[i] += conns[i].sock.recv(1 << 16)
+                while b"\n" in bufs[i]:
+                    line, bufs[i] = bufs[i].split(b"\n", 1)
+                    r = json.loads(line)
+                    if r["id"] == f"s{i}":
+                        assert len(r["result"]["images"]) == 1, r
+                        sample_time[i] = time.perf_counter() - t0
+                        continue
+                    latencies.append(time.perf_counter() - sent_at[i])
+                    if check_status:
+                        check_status(r)
+                    left[i] -= 1
+                    if left[i] == 0:
+                        del left[i]
+                    else:
+                        sent_at[i] = time.perf_counter()
+                        conns[i].sock.sendall(json.dumps(request("status", None, i)).encode() + b"\n")
+    finally:
+        for c in conns:
+            c.close()
+    assert not left and len(sample_time) == wanted_samples, "some calls got no answer"
+    return sorted(latencies), list(sample_time.values()), time.perf_counter() - t0

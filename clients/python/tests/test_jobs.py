@@ -3,12 +3,15 @@ queue limit, status latency under load, checkpoints."""
 
 import json
 import os
-import selectors
 import signal
 import statistics
 import time
 
-from helpers import notification, request
+from helpers import notification, request, status_storm
+
+
+def _job_is_busy(r):
+    assert r["result"]["jobs"][0]["state"] in ("running", "paused"), r
 
 
 def test_progress_begin_rising_reports_end(daemon, contract):
@@ -126,44 +129,6 @@ def test_queue_limit_is_a_clear_busy_error(start):
         assert c.call("test/sleep", {"units": 1, "unitMs": 1}, request_id="y")["result"]["units"] == 1
 
 
-def _status_latencies(daemon, clients=16, calls=40):
-    """16 connections driven from one thread (no GIL contention between client threads), each with
-    one status call in flight at a time; returns every call's latency in seconds."""
-    conns = [daemon.connect() for _ in range(clients)]
-    sel = selectors.DefaultSelector()
-    sent_at, left, bufs, latencies = {}, {}, {}, []
-    try:
-        for i, c in enumerate(conns):
-            c.sock.setblocking(False)
-            sel.register(c.sock, selectors.EVENT_READ, i)
-            left[i] = calls
-            bufs[i] = b""
-            sent_at[i] = time.perf_counter()
-            c.sock.sendall(json.dumps(request("status", None, i)).encode() + b"\n")
-        deadline = time.monotonic() + 60
-        while left and time.monotonic() < deadline:
-            for key, _ in sel.select(timeout=1):
-                i = key.data
-                bufs[i] += conns[i].sock.recv(1 << 16)
-                while b"\n" in bufs[i]:
-                    line, bufs[i] = bufs[i].split(b"\n", 1)
-                    r = json.loads(line)
-                    latencies.append(time.perf_counter() - sent_at[i])
-                    assert r["result"]["jobs"][0]["state"] in ("running", "paused"), r
-                    left[i] -= 1
-                    if left[i] == 0:
-                        del left[i]
-                        sel.unregister(conns[i].sock)
-                    else:
-                        sent_at[i] = time.perf_counter()
-                        conns[i].sock.sendall(json.dumps(request("status", None, i)).encode() + b"\n")
-    finally:
-        for c in conns:
-            c.close()
-    assert not left, "some status calls got no answer"
-    return sorted(latencies)
-
-
 def test_status_is_not_held_behind_a_long_unit_with_16_clients(daemon):
     """DESIGN §7: status answers from the event loop while the worker is busy. The job's units spin for
     3 s each, so a status that waited for the worker would take seconds; the bound (1 s) holds on a
@@ -172,7 +137,7 @@ def test_status_is_not_held_behind_a_long_unit_with_16_clients(daemon):
     with daemon.connect() as owner:
         owner.send(request("test/sleep", {"units": 100000, "unitMs": 3000, "spin": True}, "train"))
         time.sleep(0.2)
-        lat = _status_latencies(daemon)
+        lat = status_storm(daemon, 16, 40, timeout=60, check_status=_job_is_busy)[0]
         assert len(lat) == 16 * 40
         p99 = lat[int(0.99 * (len(lat) - 1))]
         print(f"status latency, {len(lat)} calls: median {statistics.median(lat) * 1000:.2f} ms, "

@@ -2,9 +2,7 @@
 progress, checkpoints surviving kill -9, shutdown, the adapter's owner, and scheduling — a one-image
 sample and status answers while matchDistributions runs."""
 
-import json
 import os
-import selectors
 import signal
 import statistics
 import time
@@ -165,7 +163,7 @@ def test_16_clients_sample_and_status_while_match_distributions_runs(mini_model,
     owner = d.connect(timeout=120)
     owner.send(request("matchDistributions", dict(ENDLESS, batchSize=4, workDoneToken="w"), "train"))
     wait_training(d, min_steps=1)
-    lat, samples, wall = _clients_during_training(d, clients=16, status_calls=30)
+    lat, samples, wall = helpers.status_storm(d, 16, 30, sample=True)
     p99 = lat[int(0.99 * (len(lat) - 1))]
     print(f"{len(lat)} status calls, median {statistics.median(lat) * 1000:.2f} ms, "
           f"p99 {p99 * 1000:.2f} ms, max {lat[-1] * 1000:.2f} ms; 16 one-image samples (20 steps) answered in "
@@ -180,44 +178,3 @@ def test_16_clients_sample_and_status_while_match_distributions_runs(mini_model,
     assert owner.recv_reply("train", timeout=60, notifications=[])["error"]["code"] == -32800
     owner.close()
 
-
-def _clients_during_training(d, clients, status_calls):
-    """`clients` connections from one thread: each sends one 20-step one-image sample, then status calls
-    one at a time. Returns the status latencies (sorted), each sample's time to answer, and the wall time."""
-    conns = [d.connect() for _ in range(clients)]
-    sel = selectors.DefaultSelector()
-    sent_at, left, bufs, latencies, sample_time = {}, {}, {}, [], {}
-    t0 = time.perf_counter()
-    try:
-        for i, c in enumerate(conns):
-            c.sock.setblocking(False)
-            sel.register(c.sock, selectors.EVENT_READ, i)
-            left[i] = status_calls
-            bufs[i] = b""
-            c.sock.sendall(json.dumps(request("sample", {"prompt": "a stop sign", "seed": i}, f"s{i}")).encode() + b"\n")
-            sent_at[i] = time.perf_counter()
-            c.sock.sendall(json.dumps(request("status", None, i)).encode() + b"\n")
-        deadline = time.monotonic() + 300
-        while (left or len(sample_time) < clients) and time.monotonic() < deadline:
-            for key, _ in sel.select(timeout=1):
-                i = key.data
-                bufs[i] += conns[i].sock.recv(1 << 16)
-                while b"\n" in bufs[i]:
-                    line, bufs[i] = bufs[i].split(b"\n", 1)
-                    r = json.loads(line)
-                    if r["id"] == f"s{i}":
-                        assert len(r["result"]["images"]) == 1, r
-                        sample_time[i] = time.perf_counter() - t0
-                        continue
-                    latencies.append(time.perf_counter() - sent_at[i])
-                    left[i] -= 1
-                    if left[i] == 0:
-                        del left[i]
-                    else:
-                        sent_at[i] = time.perf_counter()
-                        conns[i].sock.sendall(json.dumps(request("status", None, i)).encode() + b"\n")
-    finally:
-        for c in conns:
-            c.close()
-    assert not left and len(sample_time) == clients, "some calls got no answer"
-    return sorted(latencies), list(sample_time.values()), time.perf_counter() - t0
