@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // erudiff: a daemon that keeps text-to-image flow models warm and refactors their knowledge (EruDiff).
 // Layers (DESIGN.md §2), each only using the ones before it:
-//   Tensors <- Models <- Diffusion <- EruDiff <- Daemon <- erudiffd
+//   (CBLAS, CKernels) <- Tensors <- Models <- Diffusion <- EruDiff <- Daemon <- erudiffd
 //   Tensors <- World <- EruDiff
 import PackageDescription
 
@@ -30,7 +30,9 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
         // Libraries, bottom to top.
-        .target(name: "Tensors", dependencies: ["CBLAS", "CJansson"], swiftSettings: settings),
+        // Hand-written vector kernels where BLAS is a poor fit (few-row GEMM), chosen at run time by CPU.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Tensors", dependencies: ["CBLAS", "CJansson", "CKernels"], swiftSettings: settings),
         .target(name: "Models", dependencies: ["Tensors"], swiftSettings: settings),
         .target(name: "Diffusion", dependencies: ["Models", "Tensors"], swiftSettings: settings),
         .target(name: "World", dependencies: ["Tensors", "CPNG"],

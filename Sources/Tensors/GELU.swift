@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The Gaussian error linear unit, elementwise.
@@ -38,7 +39,7 @@ public enum GELU {
                 while i + 8 <= n { store8(tanhForward(load8(xs + i)), ys + i); i += 8 }
                 if i < n { storePartial(tanhForward(loadPartial(xs + i, n - i)), ys + i, n - i) }
             case .erf:
-                for i in 0..<n { let v = xs[i]; ys[i] = 0.5 * v * (1 + Foundation.erf(v * invSqrt2)) }
+                erudiff_gelu_erf(xs, ys, n)
             }
         }
     }

@@ -13,6 +13,8 @@ import Tensors
 public final class MiniLM: @unchecked Sendable {
     public let config: MiniLMConfig
     public let weights: MiniLMWeights
+    /// Each layer's six projections, packed once for few-row products (`PackedWeight`).
+    private let packed: [[PackedWeight]]
 
     private let lock = NSLock()
     private var scratch = Scratch()
@@ -38,6 +40,9 @@ public final class MiniLM: @unchecked Sendable {
     public init(config: MiniLMConfig, weights: MiniLMWeights) {
         self.config = config
         self.weights = weights
+        packed = weights.layers.map { l in
+            [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output].map(PackedWeight.init)
+        }
     }
 
     deinit { scratch.release() }
@@ -71,8 +76,8 @@ public final class MiniLM: @unchecked Sendable {
         }
 
         embed(ids: s.ids!, rows: n, lengths: batch.lengths, out: s.x!)
-        for layer in weights.layers {
-            encoderLayer(layer, x: s.x!, rows: n, lengths: batch.lengths, s: s)
+        for (layer, p) in zip(weights.layers, packed) {
+            encoderLayer(layer, packed: p, x: s.x!, rows: n, lengths: batch.lengths, s: s)
         }
 
         // Unpack the rows, and mean-pool them: pooled[i] = (1/n_i) · Σ_j x[i, j].
@@ -101,27 +106,24 @@ public final class MiniLM: @unchecked Sendable {
     }
 
     /// One post-LN BERT layer, in place on the packed rows x `[n, hidden]`.
-    private func encoderLayer(_ w: MiniLMWeights.Layer, x: UnsafeMutablePointer<Float>, rows n: Int,
+    private func encoderLayer(_ w: MiniLMWeights.Layer, packed p: [PackedWeight], x: UnsafeMutablePointer<Float>, rows n: Int,
                               lengths: [Int], s: Scratch) {
         let d = config.hiddenSize, f = config.intermediateSize, eps = config.layerNormEps
-        Linear.forward(x: x, weight: w.query.data, bias: w.queryBias.data, y: s.q!, rows: n, inFeatures: d, outFeatures: d)
-        Linear.forward(x: x, weight: w.key.data, bias: w.keyBias.data, y: s.k!, rows: n, inFeatures: d, outFeatures: d)
-        Linear.forward(x: x, weight: w.value.data, bias: w.valueBias.data, y: s.v!, rows: n, inFeatures: d, outFeatures: d)
+        p[0].forward(x: x, bias: w.queryBias.data, y: s.q!, rows: n)
+        p[1].forward(x: x, bias: w.keyBias.data, y: s.k!, rows: n)
+        p[2].forward(x: x, bias: w.valueBias.data, y: s.v!, rows: n)
         for (i, len) in lengths.enumerated() where len > 0 {
             let off = starts[i] * d
             Attention.forward(q: s.q! + off, k: s.k! + off, v: s.v! + off, mask: nil, out: s.context! + off,
                               probs: s.probs!, batch: 1, tokens: len, heads: config.heads, headDim: config.headDim)
         }
-        Linear.forward(x: s.context!, weight: w.attentionOutput.data, bias: w.attentionOutputBias.data,
-                       y: s.projected!, rows: n, inFeatures: d, outFeatures: d)
+        p[3].forward(x: s.context!, bias: w.attentionOutputBias.data, y: s.projected!, rows: n)
         Residual.forward(a: s.projected!, b: x, y: s.projected!, count: n * d)
         LayerNorm.forward(x: s.projected!, weight: w.attentionNormWeight.data, bias: w.attentionNormBias.data,
                           y: x, mean: nil, rstd: nil, rows: n, channels: d, eps: eps)
-        Linear.forward(x: x, weight: w.intermediate.data, bias: w.intermediateBias.data, y: s.hidden!,
-                       rows: n, inFeatures: d, outFeatures: f)
+        p[4].forward(x: x, bias: w.intermediateBias.data, y: s.hidden!, rows: n)
         GELU.forward(x: s.hidden!, y: s.hidden!, count: n * f, approximation: .erf)
-        Linear.forward(x: s.hidden!, weight: w.output.data, bias: w.outputBias.data, y: s.projected!,
-                       rows: n, inFeatures: f, outFeatures: d)
+        p[5].forward(x: s.hidden!, bias: w.outputBias.data, y: s.projected!, rows: n)
         Residual.forward(a: s.projected!, b: x, y: s.projected!, count: n * d)
         LayerNorm.forward(x: s.projected!, weight: w.outputNormWeight.data, bias: w.outputNormBias.data,
                           y: x, mean: nil, rstd: nil, rows: n, channels: d, eps: eps)

@@ -1,0 +1,29 @@
+#ifndef ERUDIFF_CKERNELS_H
+#define ERUDIFF_CKERNELS_H
+
+#include <stddef.h>
+
+/// Whether this CPU runs the packed kernels below (AVX-512F). When it does not, callers use BLAS.
+int erudiff_packed_available(void);
+
+/// Output columns per strip of a packed weight.
+#define ERUDIFF_STRIP 32
+
+/// Floats a packed copy of an [n, k] weight takes: ceil(n / 32) strips of k x 32.
+size_t erudiff_packed_count(int n, int k);
+
+/// Packs a row-major weight W[n, k] (PyTorch's [out, in] layout) once, so that products with it need
+/// no per-call repacking: strip s holds P[s][p][c] = W[32 s + c][p], zero past n.
+void erudiff_pack_weight(int n, int k, const float *w, int ldw, float *packed);
+
+/// Row-major C[m, n] = A[m, k] * W^T + beta * C over the output strips [s0, s1) of a weight packed by
+/// `erudiff_pack_weight` (so threads can split the strips). beta == 0 does not read C.
+void erudiff_sgemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, int s0, int s1,
+                          float beta, float *c, int ldc);
+
+/// y = 0.5 x (1 + erf(x / sqrt 2)) (exact GELU, BERT's) for n elements; y may equal x. erf is a
+/// rational approximation, max absolute error 4.2e-7 against double-precision erf (AVX-512 when the CPU
+/// has it, the same formula in scalar code otherwise).
+void erudiff_gelu_erf(const float *x, float *y, long n);
+
+#endif

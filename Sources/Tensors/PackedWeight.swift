@@ -1,0 +1,74 @@
+import CKernels
+import Foundation
+
+/// A frozen linear weight `W [out, in]` rearranged once for the few-row products of inference.
+///
+/// OpenBLAS repacks its operand on every GEMM call; for a handful of rows (a batch-1 text encoding
+/// has about ten tokens) that repacking costs more than the arithmetic. A `PackedWeight` does it once,
+/// at load time, into strips of 32 output columns (CKernels), and `forward` is then a plain
+/// register-blocked loop over them, split across threads. On CPUs without AVX-512 it keeps the weight as
+/// given and calls BLAS, so results differ only by float rounding between the two paths.
+public final class PackedWeight: @unchecked Sendable {
+    /// Output and input features.
+    public let outFeatures: Int, inFeatures: Int
+    /// Whether this CPU runs the packed kernel (otherwise `forward` uses BLAS on the original weight).
+    public static let isAvailable = erudiff_packed_available() != 0
+
+    private let original: Tensor
+    private let packed: UnsafeMutablePointer<Float>?
+    private let strips: Int
+
+    /// Packs `weight` (`[out, in]`, row-major); the tensor is kept for the BLAS fallback.
+    public init(_ weight: Tensor) {
+        precondition(weight.shape.count == 2, "a linear weight is [out, in], got \(weight.shape)")
+        outFeatures = weight.shape[0]
+        inFeatures = weight.shape[1]
+        original = weight
+        strips = (outFeatures + Int(ERUDIFF_STRIP) - 1) / Int(ERUDIFF_STRIP)
+        if Self.isAvailable {
+            let count = erudiff_packed_count(Int32(outFeatures), Int32(inFeatures))
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            erudiff_pack_weight(Int32(outFeatures), Int32(inFeatures), weight.data, Int32(inFeatures), p)
+            packed = p
+        } else {
+            packed = nil
+        }
+    }
+
+    deinit { packed?.deallocate() }
+
+    /// Products with at least this many rows are split across threads (ERUDIFF_PACKED_THREADED_ROWS
+    /// overrides it, for benchmarks).
+    static let threadedRows: Int = getenv("ERUDIFF_PACKED_THREADED_ROWS").flatMap { Int(String(cString: $0)) } ?? 64
+
+    /// Bytes of the packed copy (0 when the BLAS fallback is used).
+    public var byteCount: Int { packed == nil ? 0 : strips * Int(ERUDIFF_STRIP) * inFeatures * 4 }
+
+    /// y = x·Wᵀ + b for `rows` rows: x `[rows, in]`, y `[rows, out]` (must not overlap x).
+    public func forward(x: UnsafePointer<Float>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, rows: Int) {
+        guard rows > 0 else { return }
+        guard let packed else {
+            Linear.forward(x: x, weight: original.data, bias: bias, y: y, rows: rows, inFeatures: inFeatures,
+                           outFeatures: outFeatures)
+            return
+        }
+        let n = outFeatures, k = inFeatures
+        var beta: Float = 0
+        if let bias {
+            for r in 0..<rows { (y + r * n).update(from: bias, count: n) }
+            beta = 1
+        }
+        // Threads only pay for themselves on many rows: waking a second thread for each of the ~40
+        // products of a batch-1 encoding made it slower than one thread (measured: 4.7 vs 3.2 ms).
+        let threads = rows >= Self.threadedRows ? min(BLAS.threads, Parallel.threads, strips) : 1
+        if threads <= 1 {
+            erudiff_sgemm_packed(Int32(rows), Int32(n), Int32(k), x, Int32(k), packed, 0, Int32(strips), beta, y, Int32(n))
+            return
+        }
+        let s = strips
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            erudiff_sgemm_packed(Int32(rows), Int32(n), Int32(k), x, Int32(k), packed, Int32(s * t / threads),
+                                 Int32(s * (t + 1) / threads), beta, y, Int32(n))
+        }
+    }
+}
