@@ -12,7 +12,9 @@ public final class PackedWeight: @unchecked Sendable {
     /// Output and input features.
     public let outFeatures: Int, inFeatures: Int
     /// Whether this CPU runs the packed kernel (otherwise `forward` uses BLAS on the original weight).
+    /// ERUDIFF_PACKED=0 forces the BLAS path (for side-by-side benchmarks).
     public static let isAvailable = erudiff_packed_available() != 0
+        && getenv("ERUDIFF_PACKED").map { String(cString: $0) } != "0"
 
     private let original: Tensor
     private let packed: UnsafeMutablePointer<Float>?
