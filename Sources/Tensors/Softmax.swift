@@ -1,3 +1,5 @@
+import CKernels
+
 /// Softmax over the last axis, with the row maximum subtracted first so large logits cannot overflow.
 /// x, y `[rows, cols]`. A row whose entries are all −∞ gives all zeros (not NaN).
 public enum Softmax {
@@ -20,6 +22,7 @@ public enum Softmax {
     /// Softmax of one row of `n` values (shared with attention).
     @inline(__always)
     static func row(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        if erudiff_softmax_row(x, y, n) != 0 { return }  // AVX-512
         var m8 = F8(repeating: -.infinity), i = 0
         while i + 8 <= n { m8 = vmax(m8, load8(x + i)); i += 8 }
         var m = hmax(m8)

@@ -26,4 +26,14 @@ void erudiff_sgemm_packed(int m, int n, int k, const float *a, int lda, const fl
 /// has it, the same formula in scalar code otherwise).
 void erudiff_gelu_erf(const float *x, float *y, long n);
 
+/// The tanh-approximated GELU (FLUX's feed-forward): y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+/// and its backward dx += dy * gelu'(x). AVX-512 only: they return 0 without touching memory when the CPU
+/// lacks it (callers then use their portable loop), 1 when done. y may equal x.
+int erudiff_gelu_tanh(const float *x, float *y, long n);
+int erudiff_gelu_tanh_backward(const float *dy, const float *x, float *dx, long n);
+
+/// y = softmax(x) over one row of n values (max subtracted; a row of -inf gives zeros). AVX-512 only:
+/// returns 0 without touching memory when the CPU lacks it, 1 when done. y may equal x.
+int erudiff_softmax_row(const float *x, float *y, long n);
+
 #endif
