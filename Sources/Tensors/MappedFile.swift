@@ -49,6 +49,18 @@ final class MappedFile: @unchecked Sendable {
         if isMapped { munmap(base, size) } else { base.deallocate() }
     }
 
+    /// Drops the resident pages wholly inside `[start, start + count)` (MADV_DONTNEED); touching them
+    /// again reads them back from the file. Pages written since mapping would lose their changes, so
+    /// callers use it only for ranges never written.
+    func releasePages(_ start: UnsafeRawPointer, byteCount count: Int) {
+        guard isMapped, contains(start), count > 0 else { return }
+        let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (UInt(bitPattern: start) + page - 1) / page * page
+        let hi = (UInt(bitPattern: start) + UInt(count)) / page * page
+        guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+        _ = madvise(p, Int(hi - lo), Int32(MADV_DONTNEED))
+    }
+
     /// Whether `pointer` lies inside the mapping.
     func contains(_ pointer: UnsafeRawPointer) -> Bool {
         let p = UInt(bitPattern: pointer), b = UInt(bitPattern: UnsafeRawPointer(base))

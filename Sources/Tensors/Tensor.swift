@@ -35,6 +35,14 @@ public final class Tensor: @unchecked Sendable {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 
+    /// When this tensor borrows a memory-mapped file (a loaded weight), lets the system drop its resident
+    /// pages; reading it again pages them back in from the file. For weights copied elsewhere (packed)
+    /// and kept only as a fallback. Never for a tensor written in place since loading (its changes
+    /// would be lost); no effect on tensors that own their memory.
+    public func releaseMappedPages() {
+        (owner as? MappedFile)?.releasePages(UnsafeRawPointer(data), byteCount: count * 4)
+    }
+
     /// A tensor over memory that `owner` keeps alive (no copy).
     public init(borrowing pointer: UnsafeMutablePointer<Float>, shape: [Int], owner: AnyObject) {
         self.shape = shape

@@ -49,6 +49,27 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: url), try Data(contentsOf: url2))
     }
 
+    /// Releasing a mapped weight's resident pages loses nothing: it reads back from the file, its
+    /// neighbours (sharing the edge pages) are untouched, and an owned tensor is left alone.
+    func testReleasedMappedPagesReadBackFromTheFile() throws {
+        var rng = RNG(seed: 12)
+        let a = Tensor.randn([3, 1000], rng: &rng), big = Tensor.randn([257, 331], rng: &rng)
+        let c = Tensor.randn([5], rng: &rng)
+        let url = dir.appendingPathComponent("release.safetensors")
+        try SafeTensors.write([("a", a), ("big", big), ("c", c)], to: url)
+        let st = try SafeTensors(contentsOf: url)
+        let mapped = try st.tensor(named: "big"), before = mapped.array
+        XCTAssertTrue(mapped.isBorrowed)
+        mapped.releaseMappedPages()
+        XCTAssertEqual(mapped.array, before)
+        XCTAssertEqual(mapped.array, big.array)
+        XCTAssertEqual(try st.tensor(named: "a").array, a.array)
+        XCTAssertEqual(try st.tensor(named: "c").array, c.array)
+        let owned = big.array
+        big.releaseMappedPages()
+        XCTAssertEqual(big.array, owned)
+    }
+
     func testWrittenLayoutFollowsTheFormat() throws {
         let url = dir.appendingPathComponent("layout.safetensors")
         try SafeTensors.write([("b", Tensor(zeros: [3])), ("a", Tensor(zeros: [2, 2])), ("c", Tensor(zeros: [0]))],

@@ -43,6 +43,12 @@ public final class MiniLM: @unchecked Sendable {
         packed = weights.layers.map { l in
             [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output].map(PackedWeight.init)
         }
+        // The packed copies are what forward reads; the mapped originals need not stay resident (42 MB).
+        if PackedWeight.isAvailable {
+            for l in weights.layers {
+                for t in [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output] { t.releaseMappedPages() }
+            }
+        }
     }
 
     deinit { scratch.release() }
