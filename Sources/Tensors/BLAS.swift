@@ -93,6 +93,17 @@ public enum BLAS {
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         _ = coreChoice
         if m == 0 || n == 0 { return }
+        if m == 1 && !transA && k > 0 {
+            // One row (a batch-1 timestep or adaLN projection): a matrix-vector product reads B once as
+            // stored, where GEMM would first repack all of it. beta = 0 must not read C (it may hold NaN).
+            if beta == 0 { c.update(repeating: 0, count: n) }
+            if transB {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, b, Int32(ldb), a, 1, beta, c, 1)
+            } else {
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb), a, 1, beta, c, 1)
+            }
+            return
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
