@@ -134,6 +134,7 @@ public final class FlowMatchingTrainer {
         if norm.isFinite {
             optimizer.lr = options.learningRate
             optimizer.step()
+            if target == .base { model.weights.markChanged() }
         }
         for g in gradTensors { g.zero() }
         return StepResult(loss: loss, gradNorm: norm)

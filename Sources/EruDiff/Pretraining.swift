@@ -128,6 +128,7 @@ public final class Pretraining {
             log?("resumed from \(stateURL.path) at step \(step)")
         } else {
             for (e, w) in zip(ema.tensors, model.weights.tensors) { e.tensor.copy(from: w.tensor) }
+            ema.markChanged()
         }
     }
 
@@ -177,6 +178,7 @@ public final class Pretraining {
             let ep = e.tensor.data, wp = w.tensor.data
             for i in 0..<e.tensor.count { ep[i] = d * ep[i] + (1 - d) * wp[i] }
         }
+        ema.markChanged()
     }
 
     /// The EMA weights as a model (what `finish()` ships), for checks during training.
@@ -234,6 +236,8 @@ public final class Pretraining {
         guard let s = file.metadata["step"].flatMap(Int.init), let a = file.metadata["adam_steps"].flatMap(Int.init) else {
             throw PretrainingError.badState(path, "no step in its metadata")
         }
+        model.weights.markChanged()
+        ema.markChanged()
         step = s
         trainer.optimizer.stepCount = a
         trainingSeconds = file.metadata["training_seconds"].flatMap(Double.init) ?? 0

@@ -38,12 +38,17 @@ public enum Linear {
         }
         BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: x, lda: k, b: weight, ldb: k,
                    beta: beta, c: y, ldc: n)
-        if let l = lora, l.rank > 0 {
-            BLAS.sgemm(transA: false, transB: true, m: m, n: l.rank, k: k, alpha: 1, a: x, lda: k,
-                       b: l.a, ldb: k, beta: 0, c: l.hidden, ldc: l.rank)
-            BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: l.rank, alpha: l.scale, a: l.hidden,
-                       lda: l.rank, b: l.b, ldb: l.rank, beta: 1, c: y, ldc: n)
-        }
+        if let lora { addLoRA(x: x, y: y, rows: m, inFeatures: k, outFeatures: n, lora: lora) }
+    }
+
+    /// y += s·(x·Aᵀ)·Bᵀ: the adapter branch of `forward` alone (for callers computing x·Wᵀ another way).
+    public static func addLoRA(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows m: Int, inFeatures k: Int,
+                               outFeatures n: Int, lora l: LoRA) {
+        guard l.rank > 0 else { return }
+        BLAS.sgemm(transA: false, transB: true, m: m, n: l.rank, k: k, alpha: 1, a: x, lda: k,
+                   b: l.a, ldb: k, beta: 0, c: l.hidden, ldc: l.rank)
+        BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: l.rank, alpha: l.scale, a: l.hidden,
+                   lda: l.rank, b: l.b, ldb: l.rank, beta: 1, c: y, ldc: n)
     }
 
     /// Accumulates the gradients of `forward`: dx += dy·W (+ LoRA path), dW += dyᵀ·x, db += Σ_rows dy,

@@ -16,21 +16,29 @@ public final class PackedWeight: @unchecked Sendable {
     public static let isAvailable = erudiff_packed_available() != 0
         && getenv("ERUDIFF_PACKED").map { String(cString: $0) } != "0"
 
+    /// The weight as given (kept alive for the BLAS fallback), its first used column and row stride.
     private let original: Tensor
+    private let weight: UnsafePointer<Float>
+    private let ldw: Int
     private let packed: UnsafeMutablePointer<Float>?
     private let strips: Int
 
-    /// Packs `weight` (`[out, in]`, row-major); the tensor is kept for the BLAS fallback.
-    public init(_ weight: Tensor) {
+    /// Packs `weight` (`[out, in]`, row-major), or only its input columns `columns` (a linear layer over
+    /// a concatenation `[x1 | x2]` packs one piece per input). The tensor is kept for the BLAS fallback.
+    public init(_ weight: Tensor, columns: Range<Int>? = nil) {
         precondition(weight.shape.count == 2, "a linear weight is [out, in], got \(weight.shape)")
+        let cols = columns ?? 0..<weight.shape[1]
+        precondition(cols.lowerBound >= 0 && cols.upperBound <= weight.shape[1], "columns \(cols) outside \(weight.shape)")
         outFeatures = weight.shape[0]
-        inFeatures = weight.shape[1]
+        inFeatures = cols.count
         original = weight
+        ldw = weight.shape[1]
+        self.weight = UnsafePointer(weight.data + cols.lowerBound)
         strips = (outFeatures + Int(ERUDIFF_STRIP) - 1) / Int(ERUDIFF_STRIP)
-        if Self.isAvailable {
+        if Self.isAvailable && inFeatures > 0 {
             let count = erudiff_packed_count(Int32(outFeatures), Int32(inFeatures))
             let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
-            erudiff_pack_weight(Int32(outFeatures), Int32(inFeatures), weight.data, Int32(inFeatures), p)
+            erudiff_pack_weight(Int32(outFeatures), Int32(inFeatures), self.weight, Int32(ldw), p)
             packed = p
         } else {
             packed = nil
@@ -46,19 +54,26 @@ public final class PackedWeight: @unchecked Sendable {
     /// Bytes of the packed copy (0 when the BLAS fallback is used).
     public var byteCount: Int { packed == nil ? 0 : strips * Int(ERUDIFF_STRIP) * inFeatures * 4 }
 
-    /// y = x·Wᵀ + b for `rows` rows: x `[rows, in]`, y `[rows, out]` (must not overlap x).
-    public func forward(x: UnsafePointer<Float>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, rows: Int) {
+    /// y = x·Wᵀ + b for `rows` rows: x `[rows, in]`, y `[rows, out]` (must not overlap x). With
+    /// `accumulate`, y += x·Wᵀ (+ b) instead.
+    public func forward(x: UnsafePointer<Float>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, rows: Int,
+                        accumulate: Bool = false) {
         guard rows > 0 else { return }
-        guard let packed else {
-            Linear.forward(x: x, weight: original.data, bias: bias, y: y, rows: rows, inFeatures: inFeatures,
-                           outFeatures: outFeatures)
-            return
-        }
         let n = outFeatures, k = inFeatures
-        var beta: Float = 0
+        var beta: Float = accumulate ? 1 : 0
         if let bias {
-            for r in 0..<rows { (y + r * n).update(from: bias, count: n) }
+            if accumulate {
+                for r in 0..<rows { Residual.forward(a: y + r * n, b: bias, y: y + r * n, count: n) }
+            } else {
+                for r in 0..<rows { (y + r * n).update(from: bias, count: n) }
+            }
             beta = 1
+        }
+        guard let packed else {
+            if k == 0 { if beta == 0 { y.update(repeating: 0, count: rows * n) }; return }
+            BLAS.sgemm(transA: false, transB: true, m: rows, n: n, k: k, alpha: 1, a: x, lda: k, b: weight, ldb: ldw,
+                       beta: beta, c: y, ldc: n)
+            return
         }
         // Threads only pay for themselves on many rows: waking a second thread for each of the ~40
         // products of a batch-1 encoding made it slower than one thread (measured: 4.7 vs 3.2 ms).

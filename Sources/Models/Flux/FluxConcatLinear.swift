@@ -9,6 +9,12 @@ enum FluxConcatLinear {
                         y: UnsafeMutablePointer<Float>, rows m: Int, pass p: FluxPass) {
         let n = l.outFeatures, kk = k1 + k2, w = l.weight.data
         precondition(kk == l.inFeatures, "\(l.name): \(k1) + \(k2) inputs for \(l.inFeatures) features")
+        if let pieces = p.packed?.pieces(of: l.id), pieces.count == 2, pieces[0].inFeatures == k1 {
+            pieces[0].forward(x: x1, bias: l.bias?.data, y: y, rows: m)
+            pieces[1].forward(x: x2, bias: nil, y: y, rows: m, accumulate: true)
+            if let lo = p.lora(l) { addLoRA(lo, x1: x1, k1: k1, x2: x2, k2: k2, y: y, outFeatures: n, rows: m) }
+            return
+        }
         var beta: Float = 0
         if let bias = l.bias?.data {
             for r in 0..<m { (y + r * n).update(from: bias, count: n) }
@@ -18,15 +24,19 @@ enum FluxConcatLinear {
                    beta: beta, c: y, ldc: n)
         BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: k2, alpha: 1, a: x2, lda: k2, b: w + k1, ldb: kk,
                    beta: 1, c: y, ldc: n)
-        if let lo = p.lora(l) {
-            let r = lo.rank
-            BLAS.sgemm(transA: false, transB: true, m: m, n: r, k: k1, alpha: 1, a: x1, lda: k1, b: lo.a, ldb: kk,
-                       beta: 0, c: lo.hidden, ldc: r)
-            BLAS.sgemm(transA: false, transB: true, m: m, n: r, k: k2, alpha: 1, a: x2, lda: k2, b: lo.a + k1, ldb: kk,
-                       beta: 1, c: lo.hidden, ldc: r)
-            BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: r, alpha: lo.scale, a: lo.hidden, lda: r, b: lo.b,
-                       ldb: r, beta: 1, c: y, ldc: n)
-        }
+        if let lo = p.lora(l) { addLoRA(lo, x1: x1, k1: k1, x2: x2, k2: k2, y: y, outFeatures: n, rows: m) }
+    }
+
+    /// y += s·([x1|x2]·Aᵀ)·Bᵀ, the adapter branch.
+    private static func addLoRA(_ lo: Linear.LoRA, x1: UnsafePointer<Float>, k1: Int, x2: UnsafePointer<Float>, k2: Int,
+                                y: UnsafeMutablePointer<Float>, outFeatures n: Int, rows m: Int) {
+        let r = lo.rank, kk = k1 + k2
+        BLAS.sgemm(transA: false, transB: true, m: m, n: r, k: k1, alpha: 1, a: x1, lda: k1, b: lo.a, ldb: kk,
+                   beta: 0, c: lo.hidden, ldc: r)
+        BLAS.sgemm(transA: false, transB: true, m: m, n: r, k: k2, alpha: 1, a: x2, lda: k2, b: lo.a + k1, ldb: kk,
+                   beta: 1, c: lo.hidden, ldc: r)
+        BLAS.sgemm(transA: false, transB: true, m: m, n: n, k: r, alpha: lo.scale, a: lo.hidden, lda: r, b: lo.b,
+                   ldb: r, beta: 1, c: y, ldc: n)
     }
 
     /// Accumulates (or, with `overwrite`, sets) dx1, dx2 (either may be nil); accumulates the base

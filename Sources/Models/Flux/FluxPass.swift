@@ -12,6 +12,8 @@ struct FluxPass {
     /// Whether gradients must flow into the conditioning vector (adaLN inputs): needed for base
     /// gradients of the embedders and for input gradients, skipped otherwise.
     var conditioningGrads = false
+    /// Packed copies of the weights (inference passes on CPUs with the packed kernel), else nil.
+    var packed: FluxPackedWeights? = nil
 
     /// Sizes at this pass's batch.
     let dims: FluxDims
@@ -31,6 +33,13 @@ struct FluxPass {
 
     /// y = l(x) over `rows` rows (with the adapter's branch when it has one for l).
     func linear(_ l: FluxLinearWeights, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int) {
+        if let packed, rows > 1 {
+            packed.pieces(of: l.id)[0].forward(x: x, bias: l.bias?.data, y: y, rows: rows)
+            if let lo = lora(l) {
+                Linear.addLoRA(x: x, y: y, rows: rows, inFeatures: l.inFeatures, outFeatures: l.outFeatures, lora: lo)
+            }
+            return
+        }
         Linear.forward(x: x, weight: l.weight.data, bias: l.bias?.data, y: y, rows: rows,
                        inFeatures: l.inFeatures, outFeatures: l.outFeatures, lora: lora(l))
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Tensors
 
 /// diffusers' `FluxTransformer2DModel` with an optional LoRA adapter: forward over a batch, and
@@ -10,6 +11,9 @@ public final class FluxTransformer {
     public let weights: FluxWeights
     /// The adapter applied when enabled (and when a forward call does not switch it off).
     public var adapter: LoRAAdapter?
+    /// Packed copies of the weights for inference passes (`FluxPackedWeights`), made on first use.
+    var packedCache: FluxPackedWeights?
+    let packLock = NSLock()
 
     public init(weights: FluxWeights, adapter: LoRAAdapter? = nil) {
         self.config = weights.config
@@ -25,17 +29,18 @@ extension FluxTransformer {
     public func forward(_ input: FluxInput, workspace ws: FluxWorkspace, useAdapter: Bool = true) throws -> Tensor {
         try validate(input, ws)
         let active = (useAdapter && adapter?.enabled == true) ? adapter : nil
+        let packed = ws.training ? nil : packedWeights()
         let split = ws.split(input.batch)
         ws.lastSplit = split
         let outPer = ws.positions.imageTokens * config.outFeatures
         if split.count == 1 {
-            forwardShard(input, ws.shards[0], adapter: active)
+            forwardShard(input, ws.shards[0], adapter: active, packed: packed)
             if ws.output !== ws.shards[0].output {
                 ws.output.data.update(from: ws.shards[0].output.data, count: input.batch * outPer)
             }
         } else {
             let parts = FluxTransformer.rows(of: input, split)
-            FluxShardRunner.run(split.count) { i in forwardShard(parts[i], ws.shards[i], adapter: active) }
+            FluxShardRunner.run(split.count) { i in forwardShard(parts[i], ws.shards[i], adapter: active, packed: packed) }
             var row = 0
             for (i, n) in split.enumerated() {
                 (ws.output.data + row * outPer).update(from: ws.shards[i].output.data, count: n * outPer)

@@ -2,10 +2,12 @@ import Tensors
 
 extension FluxTransformer {
     /// The forward pass of one shard (its rows of the batch) into its activations.
-    func forwardShard(_ input: FluxInput, _ ws: FluxActivations, adapter active: LoRAAdapter?) {
+    func forwardShard(_ input: FluxInput, _ ws: FluxActivations, adapter active: LoRAAdapter?,
+                      packed: FluxPackedWeights? = nil) {
         let w = weights, b = input.batch
         precondition(b <= ws.maxBatch, "shard of \(ws.maxBatch) rows given \(b)")
-        let p = FluxPass(ws: ws, adapter: active, batch: b)
+        var p = FluxPass(ws: ws, adapter: active, batch: b)
+        p.packed = packed
         let d = p.dims, c = d.c
         ws.lastBatch = b
         ws.lastAdapter = active

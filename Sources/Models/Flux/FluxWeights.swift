@@ -53,6 +53,13 @@ public final class FluxWeights {
     /// gradients, freshly initialised models); nil for loaded (memory-mapped) weights.
     public let flat: Tensor?
     private let matrixCount: Int
+    /// Bumped by `markChanged()`: inference caches derived from the values (packed copies) are rebuilt
+    /// when it moves. Whoever writes the tensors in place calls `markChanged()` afterwards (the trainer,
+    /// LoRA merging and state restoring do).
+    public private(set) var generation = 0
+
+    /// Says the values were changed in place (see `generation`).
+    public func markChanged() { generation &+= 1 }
 
     /// Builds the structure, asking `make(name, shape)` for each tensor in canonical order.
     init(config: FluxConfig, flat: Tensor? = nil, matrixCount: Int = 0,

@@ -12,6 +12,7 @@ extension LoRAAdapter {
                        a: tb.data, lda: rank, b: ta.data, ldb: l.inFeatures, beta: 1, c: l.weight.data,
                        ldc: l.inFeatures)
         }
+        weights.markChanged()
     }
 
     /// A contiguous copy of `weights` with the adapter merged in (export); `weights` are unchanged.

@@ -41,7 +41,7 @@ public final class MiniLM: @unchecked Sendable {
         self.config = config
         self.weights = weights
         packed = weights.layers.map { l in
-            [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output].map(PackedWeight.init)
+            [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output].map { PackedWeight($0) }
         }
         // The packed copies are what forward reads; the mapped originals need not stay resident (42 MB).
         if PackedWeight.isAvailable {
