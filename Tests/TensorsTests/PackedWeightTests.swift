@@ -42,6 +42,26 @@ final class PackedWeightTests: XCTestCase {
         }
     }
 
+    /// A weight over a concatenation `[x1 | x2]` packed as two column pieces, the second accumulated,
+    /// equals the product with the whole weight.
+    func testColumnPiecesAccumulateToTheWholeProduct() {
+        var rng = RNG(seed: 74)
+        let rows = 70, k1 = 20, k2 = 33, n = 45
+        let w = Tensor(zeros: [n, k1 + k2]), b = Tensor(zeros: [n])
+        let x1 = Tensor(zeros: [rows, k1]), x2 = Tensor(zeros: [rows, k2]), x = Tensor(zeros: [rows, k1 + k2])
+        for t in [w, b, x1, x2] { rng.fillNormal(t.data, count: t.count) }
+        for r in 0..<rows {
+            for i in 0..<k1 { x[r * (k1 + k2) + i] = x1[r * k1 + i] }
+            for i in 0..<k2 { x[r * (k1 + k2) + k1 + i] = x2[r * k2 + i] }
+        }
+        let whole = Tensor(zeros: [rows, n]), pieces = Tensor(zeros: [rows, n])
+        PackedWeight(w).forward(x: x.data, bias: b.data, y: whole.data, rows: rows)
+        PackedWeight(w, columns: 0..<k1).forward(x: x1.data, bias: b.data, y: pieces.data, rows: rows)
+        PackedWeight(w, columns: k1..<(k1 + k2)).forward(x: x2.data, bias: nil, y: pieces.data, rows: rows,
+                                                         accumulate: true)
+        for i in 0..<whole.count { XCTAssertEqual(pieces[i], whole[i], accuracy: 1e-4 * max(1, abs(whole[i]))) }
+    }
+
     /// Rows that are not touched by a call keep their contents (the kernel writes only `rows` rows).
     func testWritesOnlyItsRows() {
         var rng = RNG(seed: 72)
