@@ -70,7 +70,7 @@ __attribute__((target("avx512f")))
 static void geluErf512(const float *x, float *y, long n) { map512(x, y, n, geluErf16); }
 
 void erudiff_gelu_erf(const float *x, float *y, long n) {
-    if (erudiff_packed_available()) { geluErf512(x, y, n); return; }
+    if (erudiff_avx512_available()) { geluErf512(x, y, n); return; }
     for (long i = 0; i < n; i++) y[i] = gelu1(x[i]);
 }
 
@@ -140,13 +140,13 @@ static void geluTanhBackward512(const float *dy, const float *x, float *dx, long
 }
 
 int erudiff_gelu_tanh(const float *x, float *y, long n) {
-    if (!erudiff_packed_available()) return 0;
+    if (!erudiff_avx512_available()) return 0;
     geluTanh512(x, y, n);
     return 1;
 }
 
 int erudiff_gelu_tanh_backward(const float *dy, const float *x, float *dx, long n) {
-    if (!erudiff_packed_available()) return 0;
+    if (!erudiff_avx512_available()) return 0;
     geluTanhBackward512(dy, x, dx, n);
     return 1;
 }
@@ -182,7 +182,7 @@ static void softmax512(const float *x, float *y, long n) {
 }
 
 int erudiff_softmax_row(const float *x, float *y, long n) {
-    if (!erudiff_packed_available()) return 0;
+    if (!erudiff_avx512_available()) return 0;
     softmax512(x, y, n);
     return 1;
 }

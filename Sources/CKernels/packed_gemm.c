@@ -28,16 +28,6 @@ void erudiff_pack_weight(int n, int k, const float *w, int ldw, float *packed) {
     }
 }
 
-static int available = -1;
-
-int erudiff_packed_available(void) {
-    if (available < 0) {
-        __builtin_cpu_init();
-        available = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    }
-    return available;
-}
-
 // One block of ROWS rows of A against one strip; ROWS is a constant at every call site, so the
 // accumulators unroll into registers.
 __attribute__((target("avx512f"), always_inline))
@@ -97,6 +87,6 @@ static void gemm(int m, int n, int k, const float *a, int lda, const float *pack
 
 void erudiff_sgemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, int s0, int s1,
                           float beta, float *c, int ldc) {
-    if (m <= 0 || n <= 0 || s1 <= s0 || !erudiff_packed_available()) return;
+    if (m <= 0 || n <= 0 || s1 <= s0 || !erudiff_avx512_available()) return;
     gemm(m, n, k, a, lda, packed, s0, s1, beta, c, ldc);
 }

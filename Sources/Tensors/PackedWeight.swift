@@ -13,7 +13,7 @@ public final class PackedWeight: @unchecked Sendable {
     public let outFeatures: Int, inFeatures: Int
     /// Whether this CPU runs the packed kernel (otherwise `forward` uses BLAS on the original weight).
     /// ERUDIFF_PACKED=0 forces the BLAS path (for side-by-side benchmarks).
-    public static let isAvailable = erudiff_packed_available() != 0
+    public static let isAvailable = erudiff_avx512_available() != 0
         && getenv("ERUDIFF_PACKED").map { String(cString: $0) } != "0"
 
     /// The weight as given (kept alive for the BLAS fallback), its first used column and row stride.
@@ -28,14 +28,15 @@ public final class PackedWeight: @unchecked Sendable {
     public init(_ weight: Tensor, columns: Range<Int>? = nil) {
         precondition(weight.shape.count == 2, "a linear weight is [out, in], got \(weight.shape)")
         let cols = columns ?? 0..<weight.shape[1]
-        precondition(cols.lowerBound >= 0 && cols.upperBound <= weight.shape[1], "columns \(cols) outside \(weight.shape)")
+        precondition(cols.lowerBound >= 0 && cols.upperBound <= weight.shape[1] && !cols.isEmpty,
+                     "columns \(cols) outside \(weight.shape) or empty")
         outFeatures = weight.shape[0]
         inFeatures = cols.count
         original = weight
         ldw = weight.shape[1]
         self.weight = UnsafePointer(weight.data + cols.lowerBound)
         strips = (outFeatures + Int(ERUDIFF_STRIP) - 1) / Int(ERUDIFF_STRIP)
-        if Self.isAvailable && inFeatures > 0 {
+        if Self.isAvailable {
             let count = erudiff_packed_count(Int32(outFeatures), Int32(inFeatures))
             let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
             erudiff_pack_weight(Int32(outFeatures), Int32(inFeatures), self.weight, Int32(ldw), p)
@@ -50,9 +51,6 @@ public final class PackedWeight: @unchecked Sendable {
     /// Products with at least this many rows are split across threads (ERUDIFF_PACKED_THREADED_ROWS
     /// overrides it, for benchmarks).
     static let threadedRows: Int = getenv("ERUDIFF_PACKED_THREADED_ROWS").flatMap { Int(String(cString: $0)) } ?? 64
-
-    /// Bytes of the packed copy (0 when the BLAS fallback is used).
-    public var byteCount: Int { packed == nil ? 0 : strips * Int(ERUDIFF_STRIP) * inFeatures * 4 }
 
     /// y = x·Wᵀ + b for `rows` rows: x `[rows, in]`, y `[rows, out]` (must not overlap x). With
     /// `accumulate`, y += x·Wᵀ (+ b) instead.
@@ -70,7 +68,6 @@ public final class PackedWeight: @unchecked Sendable {
             beta = 1
         }
         guard let packed else {
-            if k == 0 { if beta == 0 { y.update(repeating: 0, count: rows * n) }; return }
             BLAS.sgemm(transA: false, transB: true, m: rows, n: n, k: k, alpha: 1, a: x, lda: k, b: weight, ldb: ldw,
                        beta: beta, c: y, ldc: n)
             return

@@ -3,8 +3,9 @@
 
 #include <stddef.h>
 
-/// Whether this CPU runs the packed kernels below (AVX-512F). When it does not, callers use BLAS.
-int erudiff_packed_available(void);
+/// Whether this CPU has AVX-512F, which every kernel below needs. When it does not, callers use BLAS or
+/// their portable loops.
+int erudiff_avx512_available(void);
 
 /// Output columns per strip of a packed weight.
 #define ERUDIFF_STRIP 32

@@ -40,15 +40,12 @@ public final class MiniLM: @unchecked Sendable {
     public init(config: MiniLMConfig, weights: MiniLMWeights) {
         self.config = config
         self.weights = weights
-        packed = weights.layers.map { l in
-            [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output].map { PackedWeight($0) }
+        let projections = weights.layers.map { l in
+            [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output]
         }
+        packed = projections.map { $0.map { PackedWeight($0) } }
         // The packed copies are what forward reads; the mapped originals need not stay resident (42 MB).
-        if PackedWeight.isAvailable {
-            for l in weights.layers {
-                for t in [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output] { t.releaseMappedPages() }
-            }
-        }
+        if PackedWeight.isAvailable { for t in projections.joined() { t.releaseMappedPages() } }
     }
 
     deinit { scratch.release() }
