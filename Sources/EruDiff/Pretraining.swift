@@ -34,6 +34,8 @@ public final class Pretraining {
         /// Steps between automatic checkpoints (0: only at the end and when asked).
         public var checkpointEvery = 250
         public var config = ModelShape()
+        /// Large, centred scenes first, the world's full geometry later (nil: the full world throughout).
+        public var geometryCurriculum: GeometryCurriculum? = nil
         public init() {}
     }
 
@@ -76,6 +78,8 @@ public final class Pretraining {
     private let trainer: FlowMatchingTrainer
     private let ema: FluxWeights
     private let images, states, pooled: Tensor
+    /// Pool indices of the captions that can be drawn large and centred (for the geometry curriculum).
+    private let fixedGeometryIndices: [Int]
 
     public static let stateFileName = "pretrain-state.safetensors"
     public var stateURL: URL { out.appendingPathComponent(Self.stateFileName) }
@@ -123,6 +127,8 @@ public final class Pretraining {
         pool = try CaptionPool(count: opts.captionPool, seed: opts.seed &+ 0x5EED, encoder: encoder,
                                textTokens: opts.textTokens)
         log?(String(format: "encoded %d captions in %.1f s", opts.captionPool, Date().timeIntervalSince(started)))
+        fixedGeometryIndices = pool.captions.enumerated().filter { GeometryCurriculum.admitsFixedGeometry($0.element.attributes) }
+            .map(\.offset)
         if let file = resumed {
             try restore(from: file)
             log?("resumed from \(stateURL.path) at step \(step)")
@@ -150,14 +156,9 @@ public final class Pretraining {
     public func next() throws -> StepReport? {
         guard !isFinished else { return nil }
         let started = Date()
-        let b = options.batch
-        var rng = RNG(seed: options.seed, stream: UInt64(step) &+ 1)
-        var indices = [Int](repeating: 0, count: b)
-        let per = 32 * 32 * 3
-        for i in 0..<b {
-            indices[i] = rng.int(below: pool.count)
-            _ = Renderer.render(pool.captions[indices[i]].attributes, rng: &rng, into: images.data + i * per)
-        }
+        let batch = draw(step: step)
+        let indices = batch.map(\.caption)
+        for (i, d) in batch.enumerated() { Renderer.render(d.scene, into: images.data + i * Renderer.floatCount) }
         let x0 = packing.pack(images)
         let text = try pool.gather(indices, states: states, pooled: pooled)
         let lr = learningRate(at: step)
@@ -170,6 +171,22 @@ public final class Pretraining {
         smoothedLoss = smoothedLoss.isNaN ? result.loss : 0.98 * smoothedLoss + 0.02 * result.loss
         if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || isFinished { try checkpoint() }
         return StepReport(step: step, loss: result.loss, gradNorm: result.gradNorm, learningRate: lr)
+    }
+
+    /// The training examples of step `step` (0-based): for each row of the batch, the pool index of
+    /// its caption and the scene drawn for it. A function of (seed, step) alone, so a resumed run draws
+    /// what an uninterrupted one would.
+    public func draw(step: Int) -> [(caption: Int, scene: Scene)] {
+        var rng = RNG(seed: options.seed, stream: UInt64(step) &+ 1)
+        let fixedShare = options.geometryCurriculum?.fixedShare(at: step) ?? 0
+        return (0..<options.batch).map { _ in
+            if fixedShare > 0 && !fixedGeometryIndices.isEmpty && (fixedShare >= 1 || rng.uniform() < fixedShare) {
+                let i = fixedGeometryIndices[rng.int(below: fixedGeometryIndices.count)]
+                return (i, Scene.sample(GeometryCurriculum.fixingGeometry(pool.captions[i].attributes), rng: &rng))
+            }
+            let i = rng.int(below: pool.count)
+            return (i, Scene.sample(pool.captions[i].attributes, rng: &rng))
+        }
     }
 
     private func updateEMA() {

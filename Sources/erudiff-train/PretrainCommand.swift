@@ -14,7 +14,7 @@ enum PretrainCommand: TrainCommand {
     usage: erudiff-train pretrain [--out DIR] [--steps N] [--batch N] [--lr X] [--seed N] [--minutes M]
                                   [--checkpoint-every N] [--check-every N] [--check-images N] [--threads N]
                                   [--pool N] [--text-tokens N] [--layers N] [--single-layers N] [--heads N]
-                                  [--head-dim N] [--rope-axes A,B,C]
+                                  [--head-dim N] [--rope-axes A,B,C] [--fixed-geometry N] [--geometry-ramp N]
                                   [--minilm DIR]
       Trains from scratch, or resumes from DIR/pretrain-state.safetensors when it exists (same options).
       Writes the model to DIR (default models/mini): config.json, diffusion_pytorch_model.safetensors
@@ -22,13 +22,17 @@ enum PretrainCommand: TrainCommand {
       wall time; run the same command again to continue. SIGINT/SIGTERM checkpoint and stop.
       --check-every N samples --check-images explicit captions with the EMA weights every N steps and
       prints the verifier's accuracy (0: never).
+      --fixed-geometry N draws every training scene large and centred for the first N steps, then
+      --geometry-ramp M lowers their share linearly to zero over M more steps (a curriculum: shape
+      first, placement later; see GeometryCurriculum).
     """
 
     static func run(arguments: [String]) throws {
         if arguments.contains("--help") || arguments.contains("-h") { print(usage); return }
         let f = try Flags(arguments, valued: ["out", "steps", "batch", "lr", "seed", "minutes", "checkpoint-every",
                                               "check-every", "check-images", "threads", "pool", "text-tokens",
-                                              "layers", "single-layers", "heads", "head-dim", "rope-axes", "minilm"])
+                                              "layers", "single-layers", "heads", "head-dim", "rope-axes", "minilm",
+                                              "fixed-geometry", "geometry-ramp"])
         var o = Pretraining.Options()
         if let v = try f.int("steps") { o.steps = v }
         if let v = try f.int("batch") { o.batch = v }
@@ -45,6 +49,13 @@ enum PretrainCommand: TrainCommand {
             let axes = v.split(separator: ",").compactMap { Int($0) }
             guard axes.count == 3 else { throw UsageError(description: "--rope-axes expects three integers like 8,28,28") }
             o.config.axesDimsRope = axes
+        }
+        let fixed = try f.int("fixed-geometry"), ramp = try f.int("geometry-ramp")
+        if fixed != nil || ramp != nil {
+            guard (fixed ?? 0) >= 0, (ramp ?? 0) >= 0 else {
+                throw UsageError(description: "--fixed-geometry and --geometry-ramp must not be negative")
+            }
+            o.geometryCurriculum = GeometryCurriculum(fixedSteps: fixed ?? 0, rampSteps: ramp ?? 0)
         }
         guard o.steps > 0, o.batch > 0, o.captionPool > 0, o.textTokens > 2 else {
             throw UsageError(description: "--steps, --batch, --pool must be positive and --text-tokens > 2")

@@ -2,6 +2,7 @@ import EruDiff
 import Foundation
 import Models
 import Tensors
+import World
 import XCTest
 
 /// Pretraining at a toy size: a run stopped and resumed from its checkpoint ends exactly where an
@@ -91,5 +92,55 @@ final class PretrainingTests: XCTestCase {
         XCTAssertThrowsError(try Pretraining(out: dir, options: Self.options(steps: 4), encoder: TinyModel.encoder)) { error in
             XCTAssertFalse("\(error)".isEmpty)
         }
+    }
+
+    func testGeometryCurriculumDrawsLargeCentredScenesFirstThenTheWholeWorld() throws {
+        let c = GeometryCurriculum(fixedSteps: 10, rampSteps: 20)
+        XCTAssertEqual(c.fixedShare(at: 0), 1)
+        XCTAssertEqual(c.fixedShare(at: 9), 1)
+        XCTAssertEqual(c.fixedShare(at: 20), 0.5, accuracy: 1e-6)
+        XCTAssertEqual(c.fixedShare(at: 30), 0)
+        XCTAssertEqual(c.fixedShare(at: 1000), 0)
+        XCTAssertEqual(GeometryCurriculum(fixedSteps: 5, rampSteps: 0).fixedShare(at: 5), 0)
+
+        XCTAssertTrue(GeometryCurriculum.admitsFixedGeometry(Attributes(shape: .star, size: .large)))
+        XCTAssertFalse(GeometryCurriculum.admitsFixedGeometry(Attributes(shape: .star, position: .left)))
+        XCTAssertFalse(GeometryCurriculum.admitsFixedGeometry(Attributes(shape: .star, size: .small, position: .center)))
+        let fixed = GeometryCurriculum.fixingGeometry(Attributes(shape: .ring, color: .red))
+        XCTAssertEqual(fixed, Attributes(shape: .ring, color: .red, size: .large, position: .center))
+
+        let dir = TinyModel.temporaryDirectory("pretrain-curriculum")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var o = Self.options(steps: 40)
+        o.batch = 64
+        o.captionPool = 200
+        o.geometryCurriculum = c
+        let p = try Pretraining(out: dir, options: o, encoder: TinyModel.encoder)
+        func geometries(_ step: Int) -> [(Size, Position)] { p.draw(step: step).map { ($0.scene.size, $0.scene.position) } }
+        func fixedCount(_ step: Int) -> Int { geometries(step).filter { $0 == (.large, .center) }.count }
+
+        // The fixed phase: every scene large and centred, from captions that allow it.
+        for step in [0, 9] {
+            XCTAssertEqual(fixedCount(step), 64, "step \(step)")
+            for d in p.draw(step: step) {
+                XCTAssertTrue(GeometryCurriculum.admitsFixedGeometry(p.pool.captions[d.caption].attributes))
+            }
+        }
+        // The ramp: a mix. After it: the world's own distribution (about one scene in ten large and centred).
+        let mid = fixedCount(20)
+        XCTAssertTrue(mid > 20 && mid < 64, "\(mid) of 64 fixed at half the ramp")
+        let late = (30..<40).map(fixedCount).reduce(0, +)
+        XCTAssertLessThan(late, 120, "\(late) of 640 fixed after the ramp")
+        XCTAssertEqual(Set((30..<40).flatMap(geometries).map { "\($0.0)-\($0.1)" }).count, 10,
+                       "every size and position appears after the ramp")
+        // Drawing is a function of (seed, step): asking twice gives the same batch.
+        XCTAssertEqual(p.draw(step: 25).map(\.scene), p.draw(step: 25).map(\.scene))
+        // Without a curriculum, scenes of every geometry appear from the first step.
+        var plain = o
+        plain.geometryCurriculum = nil
+        let plainDir = TinyModel.temporaryDirectory("pretrain-plain")
+        defer { try? FileManager.default.removeItem(at: plainDir) }
+        let q = try Pretraining(out: plainDir, options: plain, encoder: TinyModel.encoder)
+        XCTAssertLessThan(q.draw(step: 0).filter { ($0.scene.size, $0.scene.position) == (.large, .center) }.count, 20)
     }
 }
