@@ -98,7 +98,13 @@ def test_ctrl_c_cancels_the_request(daemon):
             time.sleep(0.05)
         time.sleep(0.3)
         os.killpg(p.pid, signal.SIGINT)            # like a terminal: the whole process group
-        out, err = p.communicate(timeout=20)
+        try:
+            out, err = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:          # say what the client and the daemon were doing
+            jobs = c.call("status")["result"]["jobs"]
+            os.killpg(p.pid, signal.SIGKILL)
+            out, err = p.communicate()
+            pytest.fail(f"client still running 20 s after Ctrl-C; daemon jobs {jobs}; stderr {err[-2000:]!r}")
         assert p.returncode == 130, (out, err)
         assert json.loads(out)["code"] == -32800
         assert c.call("status")["result"]["jobs"] == []
