@@ -89,9 +89,13 @@ def test_daemon_dying_mid_call_exits_4(start):
 
 
 def test_ctrl_c_cancels_the_request(daemon):
+    # A terminal's foreground job gets SIGINT with its default disposition. The test runner may have
+    # inherited it ignored (anything started with `&` from a non-interactive shell, or under nohup), and a
+    # shell cannot trap a signal that was ignored when it started — so give the client the default.
     p = subprocess.Popen([SHELL_CLIENT, "--socket", daemon.socket_path, "call", "test/sleep",
                           '{"units": 100000, "unitMs": 5}'],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 10
     with daemon.connect() as c:
         while not c.call("status")["result"]["jobs"] and time.monotonic() < deadline:
