@@ -34,7 +34,8 @@ public struct GeometryCurriculum: Codable, Equatable, Sendable {
 
     /// Whether a caption stating `attributes` can be drawn large and centred.
     public static func admitsFixedGeometry(_ attributes: Attributes) -> Bool {
-        (attributes.size ?? fixedSize) == fixedSize && (attributes.position ?? fixedPosition) == fixedPosition
+        let a = fixingGeometry(attributes)
+        return a.size == fixedSize && a.position == fixedPosition
     }
 
     /// `attributes` with its unsaid size and position set to the fixed ones.
