@@ -80,7 +80,7 @@ public final class PackedWeight: @unchecked Sendable {
             return
         }
         let s = strips
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
+        WorkerPool.run(threads, threads: threads) { t in
             erudiff_sgemm_packed(Int32(rows), Int32(n), Int32(k), x, Int32(k), packed, Int32(s * t / threads),
                                  Int32(s * (t + 1) / threads), beta, y, Int32(n))
         }

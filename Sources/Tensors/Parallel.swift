@@ -3,8 +3,7 @@ import Foundation
 /// Splits row or element work across threads for the kernels.
 ///
 /// Work smaller than twice `minChunk` runs inline on the caller's thread (threads cost more than they
-/// save there); larger work is cut into at most `threads` contiguous ranges run through
-/// `DispatchQueue.concurrentPerform`. Results never depend on the thread count unless a kernel's doc
+/// save there); larger work is cut into at most `threads` contiguous ranges run on the `WorkerPool`. Results never depend on the thread count unless a kernel's doc
 /// comment says so, because each range writes disjoint outputs.
 public enum Parallel {
     /// Maximum number of ranges work is split into (default: the active processor count).
@@ -18,7 +17,7 @@ public enum Parallel {
         if count <= 0 { return }
         let chunks = min(threads, count / max(minChunk, 1))
         if chunks <= 1 { body(0..<count); return }
-        DispatchQueue.concurrentPerform(iterations: chunks) { i in
+        WorkerPool.run(chunks, threads: chunks) { i in
             body((count * i / chunks)..<(count * (i + 1) / chunks))
         }
     }

@@ -37,4 +37,16 @@ int erudiff_gelu_tanh_backward(const float *dy, const float *x, float *dx, long 
 /// returns 0 without touching memory when the CPU lacks it, 1 when done. y may equal x.
 int erudiff_softmax_row(const float *x, float *y, long n);
 
+/// One task of a parallel region: `fn(ctx, i)` for a task index i.
+typedef void (*erudiff_task_fn)(void *ctx, long i);
+
+/// Runs fn(ctx, i) for every i in [0, count) on the calling thread and up to threads - 1 pool workers,
+/// returning when all are done. Workers spin for a while after each region (see
+/// `erudiff_pool_set_spin`) so the next region of the same pass starts without a wake-up. A call made
+/// while the pool is in use (a nested region, another thread) runs its tasks inline, in order.
+void erudiff_pool_run(long count, erudiff_task_fn fn, void *ctx, int threads);
+
+/// How long an idle worker spins before it sleeps (default 100 µs; 0 sleeps at once).
+void erudiff_pool_set_spin(long nanoseconds);
+
 #endif

@@ -84,7 +84,7 @@ enum FluxShardRunner {
         let blas = BLAS.threads, par = Parallel.threads
         BLAS.setThreads(1)
         Parallel.threads = 1
-        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+        WorkerPool.run(count, threads: count, body)
         BLAS.setThreads(blas)
         Parallel.threads = par
         lock.unlock()
