@@ -14,6 +14,7 @@
 // owned — a nested region, or a second thread of the daemon — runs its tasks inline.
 #include "CKernels.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -111,7 +112,11 @@ void erudiff_pool_run(long count, erudiff_task_fn fn, void *ctx, int threads) {
         pthread_mutex_unlock(&sleep_lock);
     }
     take_tasks();
-    while (atomic_load(&acks) < workers) CPU_RELAX();
+    // The workers are normally a few microseconds behind; when the cores are oversubscribed one may
+    // be descheduled, and spinning through the caller's time slice would only delay it further.
+    for (long spins = 0; atomic_load(&acks) < workers; spins++) {
+        if (spins < 4096) CPU_RELAX(); else sched_yield();
+    }
     pthread_mutex_unlock(&busy);
 }
 

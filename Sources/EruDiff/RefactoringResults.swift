@@ -33,9 +33,12 @@ public struct RefactoringResults: Codable, Equatable, Sendable {
         if let r = baseline { v.append(("base", r)) }
         if let r = afterDKDM { v.append(("DK-DM only", r)) }
         if let r = afterNoRLOnly { v.append(("NO-RL only", r)) }
-        if let r = final { v.append(("DK-DM + NO-RL", r)) }
+        if let r = final { v.append((finalName, r)) }
         return v
     }
+
+    /// The final variant's name: "DK-DM" alone when NO-RL ran no round (a DK-DM-only schedule).
+    public var finalName: String { norl.map { $0.rounds > 0 } == false ? "DK-DM (0 NO-RL rounds)" : "DK-DM + NO-RL" }
 
     /// The Markdown report: knowledge metrics per split, explicit captions, dislocation, families,
     /// training summaries and timings.
@@ -65,7 +68,7 @@ public struct RefactoringResults: Codable, Equatable, Sendable {
                 + splits.map { f(r.dislocation?.bySplit[$0], 4) }.joined(separator: " | ") + " |\n"
         }
         if let r = final ?? baseline, let k = r.knowledge {
-            s += "\n## Families (\(final == nil ? "base" : "DK-DM + NO-RL"), all splits)\n\n"
+            s += "\n## Families (\(final == nil ? "base" : finalName), all splits)\n\n"
             s += "| family | items | implicit score | acc | explicit acc | superficial score | gap |\n|---|---:|---:|---:|---:|---:|---:|\n"
             for fam in KnowledgeItem.Family.allCases {
                 guard let g = k.byFamily[fam.rawValue] else { continue }

@@ -5,8 +5,10 @@ import Tensors
 /// gives many right images (what NO-RL needs: a group of samples that differ).
 ///
 /// Layout on the 32×32 canvas (pixel units, y down, centre at (16, 16)): the object's extent (longer
-/// side of its bounding box) is 14 px when small and 21 px when large, times a uniform factor in
-/// [0.9, 1.1]; sizes never overlap (≤ 15.4 vs ≥ 18.9, read back at 17). Left/right/top/bottom move the
+/// side of its bounding box) is 16 px when small and 22 px when large, times a uniform factor in
+/// [0.9, 1.1]; sizes never overlap (≤ 17.6 vs ≥ 19.8, read back at 18.8). (Small was 14 px until the
+/// third `mini`: a 14-px star's arms are 2 px wide, under a 4×4 patch, and the model drew a quarter of
+/// small shapes right against 70% of large ones.) Left/right/top/bottom move the
 /// box centre 7 px (small) or 5 px (large) off centre, less if the box would leave the canvas, minus up
 /// to 0.75 px, with ±1.5 px across; the centre position jitters ±1.25 px on both axes. Offsets of at
 /// least 2.5 px read as a side position.
@@ -25,11 +27,11 @@ public struct Scene: Hashable, Sendable {
     /// Canvas side in pixels.
     public static let canvas = 32
     /// Extent of a small and of a large object before jitter.
-    public static func nominalExtent(_ size: Size) -> Float { size == .small ? 14 : 21 }
+    public static func nominalExtent(_ size: Size) -> Float { size == .small ? 16 : 22 }
     /// Relative size jitter (uniform ±).
     public static let sizeJitter: Float = 0.1
     /// Extent at which the verifier switches from small to large.
-    public static let sizeThreshold: Float = 17
+    public static let sizeThreshold: Float = 18.8
     /// Off-centre distance (pixels, along the larger axis) from which a position reads as a side.
     public static let positionThreshold: Float = 2.5
 

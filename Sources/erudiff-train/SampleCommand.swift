@@ -57,5 +57,6 @@ enum SampleCommand: TrainCommand {
         try ImageGrid(rows: rows, rowLabels: labels, scale: 3).write(to: out)
         print("wrote \(out)" + (checked > 0 ? String(format: "; explicit captions verified right: %d/%d (%.0f%%)", right,
                                                      checked, 100 * Double(right) / Double(checked)) : ""))
+        if prompts.count > 1 { for label in labels { print("  " + label) } }  // per prompt, as on the PNG
     }
 }

@@ -46,7 +46,11 @@ final class RefactoringTests: XCTestCase {
         let r = full.results
         XCTAssertNotNil(r.baseline); XCTAssertNotNil(r.dkdm); XCTAssertNotNil(r.afterDKDM); XCTAssertNotNil(r.norl)
         XCTAssertNotNil(r.final); XCTAssertNotNil(r.norlOnly); XCTAssertNotNil(r.afterNoRLOnly)
-        XCTAssertTrue(r.markdown().contains("DK-DM + NO-RL"))
+        XCTAssertTrue(r.markdown().contains("| DK-DM + NO-RL |"))
+        var dkdmOnly = r  // a schedule with no NO-RL round names its last row for what ran
+        dkdmOnly.norl?.rounds = 0
+        XCTAssertTrue(dkdmOnly.markdown().contains("| DK-DM (0 NO-RL rounds) |"))
+        XCTAssertFalse(dkdmOnly.markdown().contains("DK-DM + NO-RL"))
         print("tiny refactoring: \(units) units; stages \(full.stages.map(\.rawValue))")
 
         for stopAfter in [units / 5, units / 2, units - 3] {
