@@ -33,7 +33,7 @@ struct FluxPass {
 
     /// y = l(x) over `rows` rows (with the adapter's branch when it has one for l).
     func linear(_ l: FluxLinearWeights, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int) {
-        if let packed {
+        if let packed {  // also for one row: OpenBLAS's sgemv would wake its own thread, which then spins
             packed.pieces(of: l.id)[0].forward(x: x, bias: l.bias?.data, y: y, rows: rows)
             if let lo = lora(l) {
                 Linear.addLoRA(x: x, y: y, rows: rows, inFeatures: l.inFeatures, outFeatures: l.outFeatures, lora: lo)
