@@ -236,7 +236,7 @@ public final class Refactoring: Procedure {
             }
             let labels = rows.map { gridItems[$0].implicit + (gridItems[$0].split == .train ? "" : " (held out)") }
             let grid = ImageGrid(rows: cells, rowLabels: labels,
-                                 columnLabels: ["base", "DK-DM", options.norl.rounds > 0 ? "DK-DM + NO-RL" : "(0 NO-RL rounds)", "explicit anchor"], scale: 3,
+                                 columnLabels: ["base", "DK-DM", results.finalName, "explicit anchor"], scale: 3,
                                  rowLabelChars: 28)
             try grid.write(to: out.appendingPathComponent("grid-\(family.rawValue).png").path)
         }

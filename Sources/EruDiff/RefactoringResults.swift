@@ -37,7 +37,8 @@ public struct RefactoringResults: Codable, Equatable, Sendable {
         return v
     }
 
-    /// The final variant's name: "DK-DM" alone when NO-RL ran no round (a DK-DM-only schedule).
+    /// The final variant's name (report rows and grid column): "DK-DM" alone when NO-RL ran no round
+    /// (a DK-DM-only schedule).
     public var finalName: String { norl.map { $0.rounds > 0 } == false ? "DK-DM (0 NO-RL rounds)" : "DK-DM + NO-RL" }
 
     /// The Markdown report: knowledge metrics per split, explicit captions, dislocation, families,

@@ -3,7 +3,8 @@ import Foundation
 /// Splits row or element work across threads for the kernels.
 ///
 /// Work smaller than twice `minChunk` runs inline on the caller's thread (threads cost more than they
-/// save there); larger work is cut into at most `threads` contiguous ranges run on the `WorkerPool`. Results never depend on the thread count unless a kernel's doc
+/// save there); larger work is cut into at most `threads` contiguous ranges run on the `WorkerPool`.
+/// Results never depend on the thread count unless a kernel's doc
 /// comment says so, because each range writes disjoint outputs.
 public enum Parallel {
     /// Maximum number of ranges work is split into (default: the active processor count).
