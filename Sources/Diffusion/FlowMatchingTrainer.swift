@@ -3,7 +3,7 @@ import Tensors
 
 /// The flow-matching training step (pretraining, DESIGN.md §4.1), reusable for the base model or for a
 /// LoRA adapter:
-///   t ~ logit-normal(0, 1), ε ~ N(0, I), x_t = (1 − t)·x0 + t·ε, loss = mean (v(x_t, t, c) − (ε − x0))²,
+///   t ~ logit-normal(0, 1) (optionally shifted), ε ~ N(0, I), x_t = (1 − t)·x0 + t·ε, loss = mean (v(x_t, t, c) − (ε − x0))²,
 ///   with each caption replaced by the unconditional encoding with probability `captionDropout`;
 ///   backward, optional gradient-norm clipping, AdamW.
 /// Text arrives already encoded (`TextConditioning`), so callers can cache encodings and the text
@@ -26,6 +26,10 @@ public final class FlowMatchingTrainer {
         public var captionDropout: Float = 0.1
         public var timeMean: Float = 0
         public var timeStd: Float = 1
+        /// Static shift applied to each drawn time, `t' = s·t / (1 + (s − 1)·t)` (SD3's shift of the
+        /// training distribution; 1 = none). Above 1 it trains more at high noise, where the layout of
+        /// a large flat region is decided.
+        public var timeShift: Float = 1
         public init() {}
     }
 
@@ -91,6 +95,13 @@ public final class FlowMatchingTrainer {
         pooled = Tensor(zeros: [batch, c.pooledProjectionDim])
     }
 
+    /// One training time: logit-normal, then the static shift when `options.timeShift` is not 1.
+    public static func trainingTime(_ rng: inout RNG, options: Options) -> Float {
+        let t = FlowMatching.logitNormalTime(&rng, mean: options.timeMean, std: options.timeStd)
+        guard options.timeShift != 1 else { return t }
+        return Float(TimestepSchedule.apply(.fixed(options.timeShift), to: Double(t)))
+    }
+
     /// One optimisation step on clean samples `x0` `[B, N, C]` with their captions' encodings `text`
     /// (B prompts) and the unconditional encoding (1 prompt, used for dropped captions).
     @discardableResult
@@ -106,7 +117,7 @@ public final class FlowMatchingTrainer {
         }
         var times = [Float](repeating: 0, count: b)
         for i in 0..<b {
-            times[i] = FlowMatching.logitNormalTime(&rng, mean: options.timeMean, std: options.timeStd)
+            times[i] = Self.trainingTime(&rng, options: options)
             rng.fillNormal(noise.data + i * per, count: per)
             FlowMatching.noisy(x0: x0.data + i * per, noise: noise.data + i * per, t: times[i], into: xt.data + i * per,
                                count: per)

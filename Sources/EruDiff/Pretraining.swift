@@ -36,6 +36,11 @@ public final class Pretraining {
         public var config = ModelShape()
         /// Large, centred scenes first, the world's full geometry later (nil: the full world throughout).
         public var geometryCurriculum: GeometryCurriculum? = nil
+        /// Shift of the logit-normal training times toward high noise (nil or 1: none; see
+        /// `FlowMatchingTrainer.Options.timeShift`).
+        public var timeShift: Float? = nil
+        /// Shift of the sampling schedule the model ships with (`erudiff.json`; nil: 1).
+        public var samplingShift: Float? = nil
         public init() {}
     }
 
@@ -108,7 +113,8 @@ public final class Pretraining {
         let probe = try encoder.context([""], length: opts.textTokens)
         let config = opts.config.fluxConfig(textWidth: probe.pooled.shape[1])
         try config.validate()
-        pipeline = FluxPipelineConfig(imageSize: 32, imageChannels: 3, patch: 4, textTokens: opts.textTokens, shift: 1)
+        pipeline = FluxPipelineConfig(imageSize: 32, imageChannels: 3, patch: 4, textTokens: opts.textTokens,
+                                      shift: opts.samplingShift ?? 1)
         packing = try pipeline.packing()
         let weights = FluxWeights.random(config: config, seed: opts.seed)
         model = FluxTransformer(weights: weights)
@@ -118,6 +124,7 @@ public final class Pretraining {
         tOpts.weightDecay = opts.weightDecay
         tOpts.maxGradNorm = opts.maxGradNorm
         tOpts.captionDropout = opts.captionDropout
+        tOpts.timeShift = opts.timeShift ?? 1
         trainer = try FlowMatchingTrainer(model: model, batch: opts.batch, positions: packing.positions(textTokens: opts.textTokens),
                                           target: .base, options: tOpts, seed: opts.seed)
         images = Tensor(zeros: [opts.batch, 32, 32, 3])

@@ -15,7 +15,7 @@ enum PretrainCommand: TrainCommand {
                                   [--checkpoint-every N] [--check-every N] [--check-images N] [--threads N]
                                   [--pool N] [--text-tokens N] [--layers N] [--single-layers N] [--heads N]
                                   [--head-dim N] [--rope-axes A,B,C] [--fixed-geometry N] [--geometry-ramp N]
-                                  [--minilm DIR]
+                                  [--time-shift S] [--sampling-shift S] [--minilm DIR]
       Trains from scratch, or resumes from DIR/pretrain-state.safetensors when it exists (same options).
       Writes the model to DIR (default models/mini): config.json, diffusion_pytorch_model.safetensors
       (EMA weights), erudiff.json, training.json. --minutes stops early (checkpointed) after M minutes of
@@ -25,6 +25,8 @@ enum PretrainCommand: TrainCommand {
       --fixed-geometry N draws every training scene large and centred for the first N steps, then
       --geometry-ramp M lowers their share linearly to zero over M more steps (a curriculum: shape
       first, placement later; see GeometryCurriculum).
+      --time-shift S shifts the logit-normal training times toward noise (t' = S·t / (1 + (S − 1)·t));
+      --sampling-shift S is the sampling schedule's shift written to erudiff.json (default 1 for both).
     """
 
     static func run(arguments: [String]) throws {
@@ -32,7 +34,7 @@ enum PretrainCommand: TrainCommand {
         let f = try Flags(arguments, valued: ["out", "steps", "batch", "lr", "seed", "minutes", "checkpoint-every",
                                               "check-every", "check-images", "threads", "pool", "text-tokens",
                                               "layers", "single-layers", "heads", "head-dim", "rope-axes", "minilm",
-                                              "fixed-geometry", "geometry-ramp"])
+                                              "fixed-geometry", "geometry-ramp", "time-shift", "sampling-shift"])
         var o = Pretraining.Options()
         if let v = try f.int("steps") { o.steps = v }
         if let v = try f.int("batch") { o.batch = v }
@@ -50,6 +52,11 @@ enum PretrainCommand: TrainCommand {
             guard axes.count == 3 else { throw UsageError(description: "--rope-axes expects three integers like 8,28,28") }
             o.config.axesDimsRope = axes
         }
+        for (flag, value) in [("time-shift", try f.float("time-shift")), ("sampling-shift", try f.float("sampling-shift"))] {
+            guard let v = value else { continue }
+            guard v > 0, v.isFinite else { throw UsageError(description: "--\(flag) must be a positive number") }
+            if flag == "time-shift" { o.timeShift = v } else { o.samplingShift = v }
+        }
         let fixed = try f.int("fixed-geometry"), ramp = try f.int("geometry-ramp")
         if fixed != nil || ramp != nil {
             guard (fixed ?? 0) >= 0, (ramp ?? 0) >= 0 else {
@@ -60,7 +67,7 @@ enum PretrainCommand: TrainCommand {
         guard o.steps > 0, o.batch > 0, o.captionPool > 0, o.textTokens > 2 else {
             throw UsageError(description: "--steps, --batch, --pool must be positive and --text-tokens > 2")
         }
-        if let t = try f.int("threads") { BLAS.setThreads(t) }
+        if let t = try f.int("threads") { BLAS.setThreads(t); Parallel.threads = max(1, t) }
         let minutes = try f.float("minutes")
         let checkEvery = try f.int("check-every") ?? 1000
         let checkImages = try f.int("check-images") ?? 64
@@ -101,7 +108,7 @@ enum PretrainCommand: TrainCommand {
     }
 
     /// Samples `images` random explicit captions (fixed seed) with the EMA weights, 20 Euler steps at
-    /// guidance 4, and reports the verifier's per-attribute and strict accuracy against each caption.
+    /// guidance 4 with the model's sampling shift, and reports the verifier's per-attribute and strict accuracy against each caption.
     static func explicitCheck(run: Pretraining, encoder: PromptEncoder, images: Int) throws -> String {
         var rng = RNG(seed: 0xC4EC)
         let caps = (0..<images).map { _ in Caption.random(&rng) }
@@ -110,7 +117,8 @@ enum PretrainCommand: TrainCommand {
         let sampler = try FlowSampler(model: run.emaModel(), packing: run.packing,
                                       prompts: TextConditioning(states: e.states, pooled: e.pooled),
                                       unconditional: TextConditioning(states: u.states, pooled: u.pooled),
-                                      guidance: 4, seeds: (0..<images).map { UInt64($0) + 1 }, steps: 20)
+                                      guidance: 4, seeds: (0..<images).map { UInt64($0) + 1 }, steps: 20,
+                                      shift: .fixed(run.pipeline.shift))
         try sampler.run()
         let imgs = sampler.images()
         let verifier = Verifier()

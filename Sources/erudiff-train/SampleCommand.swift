@@ -10,10 +10,11 @@ enum SampleCommand: TrainCommand {
 
     static let usage = """
     usage: erudiff-train sample --out FILE.png [--model DIR] [--prompt TEXT]... [--random N] [--count N]
-                                [--steps N] [--guidance W] [--seed N] [--minilm DIR]
+                                [--steps N] [--guidance W] [--seed N] [--minilm DIR] [--verbose]
       One row per prompt (--prompt, repeatable; --random N adds N random explicit captions), --count
       images per row drawn from seeds seed, seed+1, …; each row is labelled with its prompt and, for
       explicit captions, whether the verifier reads the caption's attributes back (✓ count).
+      --verbose prints what the verifier read from every image that it judged wrong.
     """
 
     static func run(arguments: [String]) throws {
@@ -21,8 +22,10 @@ enum SampleCommand: TrainCommand {
         // --prompt may repeat: collect those first, parse the rest as flags.
         var prompts: [String] = [], rest: [String] = []
         var i = 0
+        let verbose = arguments.contains("--verbose")
         while i < arguments.count {
-            if arguments[i] == "--prompt", i + 1 < arguments.count { prompts.append(arguments[i + 1]); i += 2 }
+            if arguments[i] == "--verbose" { i += 1 }
+            else if arguments[i] == "--prompt", i + 1 < arguments.count { prompts.append(arguments[i + 1]); i += 2 }
             else { rest.append(arguments[i]); i += 1 }
         }
         let f = try Flags(rest, valued: ["out", "model", "random", "count", "steps", "guidance", "seed", "minilm"])
@@ -41,14 +44,20 @@ enum SampleCommand: TrainCommand {
         let verifier = Verifier()
         var rows: [[RGBImage]] = [], labels: [String] = []
         var right = 0, checked = 0
+        var wrongBy: [String: Int] = [:]
         for (r, p) in prompts.enumerated() {
             var row: [RGBImage] = [], ok = 0
             let want = Caption.parse(p)
             for c in 0..<count {
                 let k = r * count + c
                 row.append(model.rgbImage(images, index: k))
-                if let want, let v = try? verifier.verify(signedUnit: images.data + k * model.packing.pixelCount),
-                   KnowledgeMetrics.isCorrect(found: v.attributes, expected: want) { ok += 1 }
+                guard let want, let v = try? verifier.verify(signedUnit: images.data + k * model.packing.pixelCount)
+                else { continue }
+                if KnowledgeMetrics.isCorrect(found: v.attributes, expected: want) { ok += 1 }
+                else {
+                    for name in wrongAttributes(found: v.attributes, expected: want) { wrongBy[name, default: 0] += 1 }
+                    if verbose { print("  \(p) [seed \(seeds[k])]: read \(describe(v))") }
+                }
             }
             if want != nil { right += ok; checked += count }
             rows.append(row)
@@ -58,5 +67,31 @@ enum SampleCommand: TrainCommand {
         print("wrote \(out)" + (checked > 0 ? String(format: "; explicit captions verified right: %d/%d (%.0f%%)", right,
                                                      checked, 100 * Double(right) / Double(checked)) : ""))
         if prompts.count > 1 { for label in labels { print("  " + label) } }  // per prompt, as on the PNG
+        if checked > 0 {
+            let names = ["object", "shape", "color", "background", "size", "position"]
+            print("  wrong, by attribute (of \(checked)): " + names.map { "\($0) \(wrongBy[$0] ?? 0)" }.joined(separator: ", "))
+        }
+    }
+
+    /// The stated attributes the verifier read otherwise ("object" when it found none).
+    static func wrongAttributes(found: Attributes, expected: Attributes) -> [String] {
+        if expected.shape != nil && found.shape == nil { return ["object"] }
+        var out: [String] = []
+        if let e = expected.shape, found.shape != e { out.append("shape") }
+        if let e = expected.color, found.color != e { out.append("color") }
+        if let e = expected.background, found.background != e { out.append("background") }
+        if let e = expected.size, found.size != e { out.append("size") }
+        if let e = expected.position, found.position != e { out.append("position") }
+        return out
+    }
+
+    /// One line of what the verifier read: attributes, fitted box, confidence and the runner-up shape.
+    static func describe(_ v: Verification) -> String {
+        let a = v.attributes
+        let words = [a.size?.rawValue, a.color?.rawValue, a.shape?.rawValue, a.position?.rawValue,
+                     a.background.map { "on " + $0.rawValue }].compactMap { $0 }.joined(separator: " ")
+        return String(format: "%@ (extent %.1f at %.1f,%.1f; confidence %.2f; runner-up %@ by %.2f)",
+                      v.foundObject ? words : "no object, " + words, v.extent, v.centerX, v.centerY, v.confidence,
+                      v.runnerUp?.rawValue ?? "-", v.shapeMargin)
     }
 }

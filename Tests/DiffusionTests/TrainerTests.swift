@@ -23,6 +23,24 @@ final class TrainerTests: XCTestCase {
         return (first, last)
     }
 
+    /// Training times: logit-normal(0, 1) has median 1/2; a shift s moves every draw to
+    /// s·t / (1 + (s − 1)·t), so the median to s / (1 + s) and the share above 0.9 up.
+    func testTrainingTimeShiftMovesDrawsTowardsNoise() {
+        func draws(shift: Float) -> [Float] {
+            var o = FlowMatchingTrainer.Options()
+            o.timeShift = shift
+            var rng = RNG(seed: 11)
+            return (0..<20_000).map { _ in FlowMatchingTrainer.trainingTime(&rng, options: o) }.sorted()
+        }
+        let plain = draws(shift: 1), shifted = draws(shift: 3)
+        XCTAssertEqual(plain[10_000], 0.5, accuracy: 0.02)
+        XCTAssertEqual(shifted[10_000], 0.75, accuracy: 0.02)
+        XCTAssertTrue(shifted.allSatisfy { $0 > 0 && $0 < 1 })
+        let above = { (d: [Float]) in Float(d.filter { $0 > 0.9 }.count) / Float(d.count) }
+        XCTAssertLessThan(above(plain), 0.05)
+        XCTAssertGreaterThan(above(shifted), 0.1)  // 13.6% in theory against 1.4%
+    }
+
     func testBaseTrainingLowersTheLoss() throws {
         let (first, last) = try overfit(target: .base)
         print("base: loss \(first) → \(last)")
