@@ -15,6 +15,8 @@ extension MethodTable {
             o.batchSize = try params.int("batchSize", default: o.batchSize, in: 1...1024)
             o.learningRate = try params.float("learningRate", default: o.learningRate, in: 0...10)
             o.weightDecay = try params.float("weightDecay", default: o.weightDecay, in: 0...10)
+            o.warmupSteps = try params.int("warmupSteps", default: o.warmupSteps, in: 0...1_000_000)
+            if let f = try params.optionalDouble("finalLearningRateFraction", in: 0...1) { o.finalLearningRateFraction = Float(f) }
             if params.has("maxGradNorm") {
                 o.maxGradNorm = try params.float("maxGradNorm", in: 1e-9...1e9)
             } else if params.values["maxGradNorm"] == .null {
@@ -22,6 +24,7 @@ extension MethodTable {
                 o.maxGradNorm = nil
             }
             o.preserveWeight = try params.float("preserveWeight", default: o.preserveWeight, in: 0...1e6)
+            if params.has("keepPerStep") { o.keepPerStep = try params.int("keepPerStep", in: 0...1024) }
             try MatchParams.anchors(params, into: &o)
             try MatchParams.replay(params, into: &o)
             o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)

@@ -69,11 +69,14 @@ public final class DistributionMatching: Procedure {
     private var refText: ConditioningRows!
     private var trainX, refX, refOut, targets, dOut, noise: Tensor!
 
-    private var keep: Bool { options.preserveWeight > 0 }
     private var batch: Int { options.batchSize }
+    /// Pairs of the batch that also carry the keep rows (explicit and unconditional): the first ones.
+    private var keepRows: Int { options.preserveWeight > 0 ? min(options.keepPerStep ?? batch, batch) : 0 }
     private var replayRows: Int { options.replayPerStep }
-    private var trainRows: Int { batch * (keep ? 3 : 1) + replayRows }
-    private var refRows: Int { batch * (keep ? 2 : 1) + replayRows }
+    /// Training rows: [implicit b | explicit k | unconditional k | replay r].
+    private var trainRows: Int { batch + 2 * keepRows + replayRows }
+    /// Reference rows: [explicit b | unconditional k | replay r].
+    private var refRows: Int { batch + keepRows + replayRows }
 
     /// A run on `pairs`; anchors come from (and go into) `bank`, a new one with `options.anchors` if nil.
     public init(model: FlowModel, pairs: [KnowledgePair], options: Options = Options(), bank: AnchorBank? = nil) throws {
@@ -269,7 +272,7 @@ public final class DistributionMatching: Procedure {
 
     /// Fills the step's batch: its draws come from (seed, step) alone.
     private func assemble() throws -> [Float] {
-        let b = batch, r = replayRows, per = bank.anchorSize
+        let b = batch, k = keepRows, r = replayRows, per = bank.anchorSize
         var rng = RNG(seed: SeedHash.seed(options.seed, purpose: "dkdm.step"), stream: UInt64(step))
         let order = rng.permutation(pairs.count)
         var times = [Float](repeating: 0, count: trainRows)
@@ -285,15 +288,15 @@ public final class DistributionMatching: Procedure {
             refText.set(i, from: explicitText, index: p)
             refX.data.advanced(by: i * per).update(from: xt, count: per)
             times[i] = t
-            if keep {
-                for k in 1...2 { (trainX.data + (k * b + i) * per).update(from: xt, count: per); times[k * b + i] = t }
+            if i < k {
+                for row in [b + i, b + k + i] { (trainX.data + row * per).update(from: xt, count: per); times[row] = t }
                 trainText.set(b + i, from: explicitText, index: p)
-                trainText.set(2 * b + i, from: u, index: 0)
+                trainText.set(b + k + i, from: u, index: 0)
                 refText.set(b + i, from: u, index: 0)
                 (refX.data + (b + i) * per).update(from: xt, count: per)
             }
         }
-        let t0 = b * (keep ? 3 : 1), r0 = b * (keep ? 2 : 1)
+        let t0 = b + 2 * k, r0 = b + k
         for j in 0..<r {
             let q = rng.int(below: replayCaptions.count)
             let t = options.timeSampling.draw(&rng)
@@ -313,23 +316,24 @@ public final class DistributionMatching: Procedure {
     /// in passes of `model.maxInferenceRows`, the policy in passes of `options.rowsPerPass` whose
     /// gradients add up to the whole batch's.
     func lossAndGradient(times: [Float], backward: Bool) throws -> (total: Float, match: Float) {
-        let b = batch, per = bank.anchorSize, c = model.transformer.config
+        let b = batch, k = keepRows, per = bank.anchorSize, c = model.transformer.config
         let guidance = { (n: Int) in c.guidanceEmbeds ? [Float](repeating: 1, count: n) : nil }
         // Targets: the reference (adapter off) under c_e, ∅ and c_r.
-        let refTimes = Array(times[0..<b]) + (keep ? Array(times[0..<b]) : []) + Array(times[(trainRows - replayRows)...])
+        let refTimes = Array(times[0..<b]) + Array(times[0..<k]) + Array(times[(trainRows - replayRows)...])
         try model.forwardInChunks(rows: refRows, useAdapter: false, input: { s, n in
             let t = refText.view(from: s, rows: n)
             return FluxInput(image: refX.rowsView(s, n), text: t.states, pooled: t.pooled,
                              timesteps: Array(refTimes[s..<(s + n)]), guidance: guidance(n))
         }) { out, s in (refOut.data + s * per).update(from: out.data, count: out.shape[0] * per) }
         targets.data.update(from: refOut.data, count: b * per)  // implicit rows: v_ref(c_e)
-        if keep { (targets.data + b * per).update(from: refOut.data, count: 2 * b * per) }  // explicit, unconditional
-        let t0 = b * (keep ? 3 : 1), r0 = b * (keep ? 2 : 1)
+        (targets.data + b * per).update(from: refOut.data, count: k * per)  // explicit keep rows: v_ref(c_e)
+        (targets.data + (b + k) * per).update(from: refOut.data + b * per, count: k * per)  // unconditional
+        let t0 = b + 2 * k, r0 = b + k
         (targets.data + t0 * per).update(from: refOut.data + r0 * per, count: replayRows * per)
 
         // Segments of the stacked batch and their weights.
         var segments: [(start: Int, rows: Int, weight: Float)] = [(0, b, 1)]
-        if keep { segments += [(b, b, options.preserveWeight), (2 * b, b, options.preserveWeight)] }
+        if k > 0 { segments += [(b, k, options.preserveWeight), (b + k, k, options.preserveWeight)] }
         if replayRows > 0 { segments.append((t0, replayRows, options.replayWeight ?? options.preserveWeight)) }
         var sums = [Double](repeating: 0, count: segments.count)
         let micro = min(trainRows, options.rowsPerPass)
@@ -343,16 +347,16 @@ public final class DistributionMatching: Procedure {
                 workspace: workspace, useAdapter: true)
             for row in 0..<n {
                 let r = start + row
-                let k = segments.lastIndex { $0.start <= r }!
+                let seg = segments.lastIndex { $0.start <= r }!
                 let o = out.data + row * per, g = targets.data + r * per, d = dOut.data + row * per
-                let scale = 2 * segments[k].weight / Float(segments[k].rows * per)
+                let scale = 2 * segments[seg].weight / Float(segments[seg].rows * per)
                 var sq: Float = 0
                 for i in 0..<per {
                     let e = o[i] - g[i]
                     sq += e * e
                     d[i] = scale * e
                 }
-                sums[k] += Double(sq)
+                sums[seg] += Double(sq)
             }
             if backward {
                 try model.transformer.backward(outputGradient: dOut.rowsView(0, n), workspace: workspace,

@@ -13,11 +13,12 @@ enum RefactorCommand: TrainCommand {
     static let usage = """
     usage: erudiff-train refactor [--model DIR] [--out DIR] [--seed N] [--ablation] [--threads N] [--minilm DIR]
         [--eval-samples N] [--eval-steps N] [--explicit-count N] [--guidance W]
-        [--dkdm-steps N] [--dkdm-batch N] [--dkdm-lr X] [--anchors K] [--anchor-steps N] [--keep W]
-        [--replay N] [--replay-source reference|rendered] [--time-sampling uniform|logit-normal[:m:s]|shifted:s]
+        [--dkdm-steps N] [--dkdm-batch N] [--dkdm-lr X] [--anchors K] [--anchor-steps N] [--keep W] [--keep-rows N]
+        [--replay N] [--replay-pool N] [--replay-weight W] [--replay-source reference|rendered] [--time-sampling uniform|logit-normal[:m:s]|shifted:s]
         [--lora-rank R] [--lora-alpha A] [--lora-targets default|all]
         [--rl-rounds N] [--rl-steps N] [--rl-group G] [--rl-batch N] [--rl-prompts N] [--rl-captions N]
         [--rl-kinds implicit,explicit] [--rl-lr X] [--beta B] [--amax A] [--kl W] [--sde-noise A] [--rl-sample-steps N]
+        [--rl-time-sampling uniform|logit-normal[:m:s]|shifted:s]
         [--checkpoint-seconds S]
       Runs on the base weights of --model (default models/mini) and writes into --out (default out/refactor):
       adapter.safetensors (PEFT LoRA), results.json, results.md and grid-<family>.png. Resumes from
@@ -30,9 +31,9 @@ enum RefactorCommand: TrainCommand {
         if arguments.contains("--help") || arguments.contains("-h") { print(usage); return }
         let f = try Flags(arguments, valued: [
             "model", "out", "seed", "threads", "minilm", "eval-samples", "eval-steps", "explicit-count", "guidance",
-            "dkdm-steps", "dkdm-batch", "dkdm-lr", "anchors", "anchor-steps", "keep", "replay", "replay-source",
+            "dkdm-steps", "dkdm-batch", "dkdm-lr", "anchors", "anchor-steps", "keep", "keep-rows", "replay", "replay-pool", "replay-weight", "replay-source",
             "time-sampling", "lora-rank", "lora-alpha", "lora-targets", "rl-rounds", "rl-steps", "rl-group", "rl-batch",
-            "rl-prompts", "rl-captions", "rl-kinds", "rl-lr", "beta", "amax", "kl", "sde-noise", "rl-sample-steps",
+            "rl-prompts", "rl-captions", "rl-kinds", "rl-lr", "beta", "amax", "kl", "sde-noise", "rl-sample-steps", "rl-time-sampling",
             "checkpoint-seconds",
         ], boolean: ["ablation"])
         if let t = try f.int("threads") { BLAS.setThreads(t); Parallel.threads = max(1, t) }
@@ -60,7 +61,10 @@ enum RefactorCommand: TrainCommand {
         if let v = try f.int("anchors") { o.dkdm.anchorsPerPair = v }
         if let v = try f.int("anchor-steps") { o.dkdm.anchors.sampling.steps = v }
         if let v = try f.float("keep") { o.dkdm.preserveWeight = v }
+        if let v = try f.int("keep-rows") { o.dkdm.keepPerStep = v }
         if let v = try f.int("replay") { o.dkdm.replayPerStep = v }
+        if let v = try f.int("replay-pool") { o.dkdm.replayPool = v }
+        if let v = try f.float("replay-weight") { o.dkdm.replayWeight = v }
         if let v = f.string("replay-source") {
             guard let s = DistributionMatchingOptions.ReplaySource(rawValue: v) else {
                 throw UsageError(description: "--replay-source expects reference or rendered")
@@ -69,6 +73,9 @@ enum RefactorCommand: TrainCommand {
         }
         if let v = f.string("time-sampling") {
             do { o.dkdm.timeSampling = try TimeSampling(parsing: v) } catch { throw UsageError(description: "\(error)") }
+        }
+        if let v = f.string("rl-time-sampling") {
+            do { o.norl.timeSampling = try TimeSampling(parsing: v) } catch { throw UsageError(description: "\(error)") }
         }
         if let v = try f.int("lora-rank") { o.dkdm.lora.rank = v }
         if let v = try f.float("lora-alpha") { o.dkdm.lora.alpha = v }

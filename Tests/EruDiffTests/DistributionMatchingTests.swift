@@ -31,10 +31,40 @@ final class DistributionMatchingTests: XCTestCase {
         try checkGradient(targets: LoRASettings.allTargets(TinyModel.config))
     }
 
-    func checkGradient(targets: [String]?) throws {
+    /// The same when only the first pair of each batch carries keep rows (`keepPerStep` 1 of 2).
+    func testGradientMatchesFiniteDifferencesWithFewerKeepRows() throws {
+        try checkGradient(targets: nil, keepPerStep: 1)
+    }
+
+    /// No keep rows at all (`keepPerStep` 0) is the same loss as no keep weight: the matching and
+    /// replay terms alone; a keep row changes it.
+    func testZeroKeepRowsLeavesMatchingAndReplayOnly() throws {
+        func loss(weight: Float, keepRows: Int?) throws -> Float {
+            let m = try TinyModel.model()
+            var o = Self.options()
+            o.preserveWeight = weight
+            o.keepPerStep = keepRows
+            o.replayPerStep = 1
+            o.replayPool = 3
+            o.replaySource = .rendered
+            o.replayWeight = 0.4
+            let run = try DistributionMatching(model: m, pairs: TinyModel.trainPairs(3), options: o)
+            _ = try run.probe(step: 0, gradient: false)
+            var rng = RNG(seed: 78)
+            let adapter = try XCTUnwrap(m.adapter)
+            rng.fillNormal(adapter.flat.data, count: adapter.flat.count, std: 0.3)  // the policy ≠ the reference
+            return try run.probe(step: 2, gradient: false).loss
+        }
+        let none = try loss(weight: 0, keepRows: nil)
+        XCTAssertEqual(try loss(weight: 0.7, keepRows: 0), none, accuracy: 1e-6 * abs(none))
+        XCTAssertGreaterThan(try loss(weight: 0.7, keepRows: 1), none * (1 + 1e-4))
+    }
+
+    func checkGradient(targets: [String]?, keepPerStep: Int? = nil) throws {
         let m = try TinyModel.model()
         var o = Self.options()
         o.lora.targets = targets
+        o.keepPerStep = keepPerStep
         o.preserveWeight = 0.7
         o.replayPerStep = 1
         o.replayPool = 3
