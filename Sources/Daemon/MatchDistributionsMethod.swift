@@ -24,7 +24,7 @@ extension MethodTable {
                 o.maxGradNorm = nil
             }
             o.preserveWeight = try params.float("preserveWeight", default: o.preserveWeight, in: 0...1e6)
-            if params.has("keepPerStep") { o.keepPerStep = try params.int("keepPerStep", in: 0...1024) }
+            if let k = try params.optionalInt("keepPerStep", in: 0...1024) { o.keepPerStep = k }
             try MatchParams.anchors(params, into: &o)
             try MatchParams.replay(params, into: &o)
             o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)

@@ -289,7 +289,9 @@ public final class DistributionMatching: Procedure {
             refX.data.advanced(by: i * per).update(from: xt, count: per)
             times[i] = t
             if i < k {
-                for row in [b + i, b + k + i] { (trainX.data + row * per).update(from: xt, count: per); times[row] = t }
+                (trainX.data + (b + i) * per).update(from: xt, count: per)
+                (trainX.data + (b + k + i) * per).update(from: xt, count: per)
+                times[b + i] = t; times[b + k + i] = t
                 trainText.set(b + i, from: explicitText, index: p)
                 trainText.set(b + k + i, from: u, index: 0)
                 refText.set(b + i, from: u, index: 0)

@@ -19,13 +19,19 @@ public enum KnowledgeMetrics {
 
     /// How many of the attributes `expected` names are equal in `found`.
     public static func matched(found: Attributes, expected: Attributes) -> Int {
-        var n = 0
-        if let s = expected.shape, found.shape == s { n += 1 }
-        if let c = expected.color, found.color == c { n += 1 }
-        if let b = expected.background, found.background == b { n += 1 }
-        if let s = expected.size, found.size == s { n += 1 }
-        if let p = expected.position, found.position == p { n += 1 }
-        return n
+        expected.namedCount - mismatched(found: found, expected: expected).count
+    }
+
+    /// The attributes `expected` names that `found` has otherwise ("shape", "color", "background",
+    /// "size", "position"): what a wrong image got wrong.
+    public static func mismatched(found: Attributes, expected: Attributes) -> [String] {
+        var out: [String] = []
+        if let s = expected.shape, found.shape != s { out.append("shape") }
+        if let c = expected.color, found.color != c { out.append("color") }
+        if let b = expected.background, found.background != b { out.append("background") }
+        if let s = expected.size, found.size != s { out.append("size") }
+        if let p = expected.position, found.position != p { out.append("position") }
+        return out
     }
 
     /// The score of one image: the fraction of `expected`'s attributes found (0 when the verifier

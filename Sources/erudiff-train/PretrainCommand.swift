@@ -52,11 +52,13 @@ enum PretrainCommand: TrainCommand {
             guard axes.count == 3 else { throw UsageError(description: "--rope-axes expects three integers like 8,28,28") }
             o.config.axesDimsRope = axes
         }
-        for (flag, value) in [("time-shift", try f.float("time-shift")), ("sampling-shift", try f.float("sampling-shift"))] {
-            guard let v = value else { continue }
+        func shift(_ flag: String) throws -> Float? {
+            guard let v = try f.float(flag) else { return nil }
             guard v > 0, v.isFinite else { throw UsageError(description: "--\(flag) must be a positive number") }
-            if flag == "time-shift" { o.timeShift = v } else { o.samplingShift = v }
+            return v
         }
+        o.timeShift = try shift("time-shift")
+        o.samplingShift = try shift("sampling-shift")
         let fixed = try f.int("fixed-geometry"), ramp = try f.int("geometry-ramp")
         if fixed != nil || ramp != nil {
             guard (fixed ?? 0) >= 0, (ramp ?? 0) >= 0 else {

@@ -22,13 +22,13 @@ enum SampleCommand: TrainCommand {
         // --prompt may repeat: collect those first, parse the rest as flags.
         var prompts: [String] = [], rest: [String] = []
         var i = 0
-        let verbose = arguments.contains("--verbose")
         while i < arguments.count {
-            if arguments[i] == "--verbose" { i += 1 }
-            else if arguments[i] == "--prompt", i + 1 < arguments.count { prompts.append(arguments[i + 1]); i += 2 }
+            if arguments[i] == "--prompt", i + 1 < arguments.count { prompts.append(arguments[i + 1]); i += 2 }
             else { rest.append(arguments[i]); i += 1 }
         }
-        let f = try Flags(rest, valued: ["out", "model", "random", "count", "steps", "guidance", "seed", "minilm"])
+        let f = try Flags(rest, valued: ["out", "model", "random", "count", "steps", "guidance", "seed", "minilm"],
+                          boolean: ["verbose"])
+        let verbose = f.has("verbose")
         guard let out = f.string("out") else { throw UsageError(description: "--out FILE.png is required") }
         let model = try FlowModel.load(directory: URL(fileURLWithPath: f.string("model") ?? "models/mini"),
                                        minilm: f.string("minilm"))
@@ -76,13 +76,7 @@ enum SampleCommand: TrainCommand {
     /// The stated attributes the verifier read otherwise ("object" when it found none).
     static func wrongAttributes(found: Attributes, expected: Attributes) -> [String] {
         if expected.shape != nil && found.shape == nil { return ["object"] }
-        var out: [String] = []
-        if let e = expected.shape, found.shape != e { out.append("shape") }
-        if let e = expected.color, found.color != e { out.append("color") }
-        if let e = expected.background, found.background != e { out.append("background") }
-        if let e = expected.size, found.size != e { out.append("size") }
-        if let e = expected.position, found.position != e { out.append("position") }
-        return out
+        return KnowledgeMetrics.mismatched(found: found, expected: expected)
     }
 
     /// One line of what the verifier read: attributes, fitted box, confidence and the runner-up shape.
