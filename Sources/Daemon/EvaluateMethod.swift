@@ -93,7 +93,12 @@ enum EvaluateParams {
     static func stats(_ s: PromptStats?) -> JSON {
         guard let s else { return .null }
         return ["score": TrainingParams.number(s.score), "accuracy": TrainingParams.number(s.accuracy),
-                "images": .int(Int64(s.images))]
+                "images": .int(Int64(s.images)), "wrong": wrong(s)]
+    }
+
+    /// Images per wrong attribute ({} when none was wrong or the count is missing).
+    static func wrong(_ s: PromptStats?) -> JSON {
+        .object((s?.wrong ?? [:]).mapValues { .int(Int64($0)) })
     }
 
     /// One group's metrics: the implicit prompts' score and accuracy, the gap, the explicit and
@@ -102,7 +107,7 @@ enum EvaluateParams {
         [
             "score": TrainingParams.number(g.implicit?.score ?? 0), "accuracy": TrainingParams.number(g.implicit?.accuracy ?? 0),
             "knowledgeGap": TrainingParams.number(g.knowledgeGap), "count": .int(Int64(g.items)),
-            "explicit": stats(g.explicit), "superficial": stats(g.superficial),
+            "wrong": wrong(g.implicit), "explicit": stats(g.explicit), "superficial": stats(g.superficial),
             "dislocation": TrainingParams.number(dislocation),
         ]
     }

@@ -29,6 +29,9 @@ extension MethodTable {
                 o.maxGradNorm = nil
             }
             o.klWeight = try params.float("klWeight", default: o.klWeight, in: 0...1e6)
+            o.guidedPolicy = try params.bool("guidedPolicy", default: o.guidedPolicy)
+            o.klReference = .init(rawValue: try params.choice("klReference", ["base", "start"],
+                                                              default: o.klReference.rawValue))!
             o.sampling = try SampleSettingsParams.read(params, stepsName: "samplingSteps", defaults: o.sampling,
                                                        adapterName: nil)
             o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)

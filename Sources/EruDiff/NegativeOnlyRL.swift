@@ -13,11 +13,14 @@ import World
 ///    are all equal are skipped;
 /// 3. for `stepsPerRound` steps, on a batch of the kept samples with fresh t, ε:
 ///    x_t = (1 − t)·x0 + t·ε, u = ε − x0, v± = v_old ± β·(v_θ − v_old),
-///    L = mean_j [ρ_j‖v⁺ − u‖² + (1 − ρ_j)‖v⁻ − u‖²] + λ_KL‖v_θ − v_ref‖².
+///    L = mean_j [ρ_j‖v⁺ − u‖² + (1 − ρ_j)‖v⁻ − u‖²] + λ_KL‖v_θ − v_ref‖²
+///    (v_ref: the base model, or with `klReference: .start` the adapter the run began with).
 ///
 /// v_old is a second adapter (a snapshot taken at the start of the round, or an EMA), run without
 /// gradient in the shared inference workspace, like the reference (adapter off). A below-average
 /// sample pushes the policy's velocity away from its own target u; the others hold it at v_old.
+/// With `guidedPolicy` every v above is the guided velocity v(∅) + w·(v(c) − v(∅)) that sampled the
+/// groups, with the unconditional branch held at v_old's.
 public final class NegativeOnlyRL: Procedure {
     public typealias Options = NegativeOnlyRLOptions
 
@@ -66,6 +69,8 @@ public final class NegativeOnlyRL: Procedure {
 
     private var optimizer: AdapterOptimizer!
     private var old: LoRAAdapter!
+    /// The adapter as the run found it: the KL term's reference when `klReference` is `.start`.
+    private var start: LoRAAdapter?
     private var workspace: FluxWorkspace!
     private var text: TextConditioning!
     private var rows: ConditioningRows!
@@ -78,6 +83,10 @@ public final class NegativeOnlyRL: Procedure {
     private var trainPrompt: [Int] = []
     private var trainRho: [Float] = []
     private var xt, u, vOld, vRef, dOut, noise: Tensor!
+    /// With `guidedPolicy`: the empty prompt in every row, v_old's guided velocity, and the guided
+    /// v_θ of one pass.
+    private var emptyRows: ConditioningRows?
+    private var vOldGuided, vThetaGuided: Tensor?
 
     /// A run with world rewards: groups are sampled for `prompts` and scored by the verifier.
     public init(model: FlowModel, prompts: [RLPrompt], options: Options = Options()) throws {
@@ -173,6 +182,9 @@ public final class NegativeOnlyRL: Procedure {
         return ProcedureProgress(stage: stageName, done: done, total: total, fraction: f, loss: loss)
     }
 
+    /// The guidance w of the trained velocity: the sampler's with `guidedPolicy`, else 1.
+    private var guidanceScale: Float { options.guidedPolicy ? (options.sampling.guidance ?? 1) : 1 }
+
     // MARK: Rounds
 
     private func prepare() throws {
@@ -182,6 +194,11 @@ public final class NegativeOnlyRL: Procedure {
                                      maxGradNorm: options.maxGradNorm)
         old = adapter.zerosLike()
         old.copy(from: adapter)
+        if options.klReference == .start && options.klWeight > 0 {
+            start = adapter.zerosLike()
+            start!.copy(from: adapter)
+            start!.enabled = true
+        }
         let pk = model.packing, b = options.batchSize
         workspace = try FluxWorkspace(config: model.transformer.config, batch: min(b, options.rowsPerPass),
                                       positions: pk.positions(textTokens: model.textTokens), training: true)
@@ -192,6 +209,14 @@ public final class NegativeOnlyRL: Procedure {
         vOld = Tensor(zeros: [b, pk.tokens, pk.tokenChannels])
         vRef = Tensor(zeros: [b, pk.tokens, pk.tokenChannels])
         dOut = Tensor(zeros: [min(b, options.rowsPerPass), pk.tokens, pk.tokenChannels])
+        if guidanceScale != 1 {
+            let empty = try model.unconditional()
+            let e = ConditioningRows(capacity: b, like: empty)
+            for row in 0..<b { e.set(row, from: empty, index: 0) }
+            emptyRows = e
+            vOldGuided = Tensor(zeros: [b, pk.tokens, pk.tokenChannels])
+            vThetaGuided = Tensor(zeros: [min(b, options.rowsPerPass), pk.tokens, pk.tokenChannels])
+        }
         noise = Tensor(zeros: [pk.tokens * pk.tokenChannels])
         if let groups {
             let per = pk.tokens * pk.tokenChannels
@@ -317,8 +342,27 @@ public final class NegativeOnlyRL: Procedure {
         model.transformer.adapter = current
         let kl = options.klWeight
         if kl > 0 {
-            try model.forwardInChunks(rows: b, useAdapter: false, input: input) { out, s in
+            // v_ref: the base model (adapter off), or the adapter the run started from.
+            if let start { model.transformer.adapter = start }
+            try model.forwardInChunks(rows: b, useAdapter: start != nil, input: input) { out, s in
                 (vRef.data + s * per).update(from: out.data, count: out.shape[0] * per)
+            }
+            model.transformer.adapter = current
+        }
+        let w = guidanceScale
+        if let emptyRows, let vg = vOldGuided {
+            // v_old's guided velocity, and the reference moved with it: v_ref^g − v^g = w·(v_ref − v).
+            model.transformer.adapter = old
+            try model.forwardInChunks(rows: b, useAdapter: true, input: { s, n in
+                let e = emptyRows.view(from: s, rows: n)
+                return FluxInput(image: self.xt.rowsView(s, n), text: e.states, pooled: e.pooled,
+                                 timesteps: Array(times[s..<(s + n)]), guidance: guidance(n))
+            }) { out, s in (vg.data + s * per).update(from: out.data, count: out.shape[0] * per) }
+            model.transformer.adapter = current
+            for i in 0..<(b * per) {
+                let g = vg.data[i] + w * (vOld.data[i] - vg.data[i])
+                if kl > 0 { vRef.data[i] = g + w * (vRef.data[i] - vOld.data[i]) }
+                vg.data[i] = g
             }
         }
         var total = 0.0
@@ -326,10 +370,18 @@ public final class NegativeOnlyRL: Procedure {
         while start < b {
             let n = min(options.rowsPerPass, b - start)
             let out = try model.transformer.forward(input(start, n), workspace: workspace, useAdapter: true)
-            let l = NegativeOnlyRL.lossAndGradient(vTheta: out.data, vOld: vOld.data + start * per,
+            var theta = UnsafePointer(out.data), policyOld = UnsafePointer(vOld.data + start * per)
+            if let vg = vOldGuided, let tg = vThetaGuided {
+                // v_θ^g = v_old^g + w·(v_θ − v_old): the conditional branch moves, the unconditional is held.
+                let o = vOld.data + start * per, g = vg.data + start * per
+                for i in 0..<(n * per) { tg.data[i] = g[i] + w * (out.data[i] - o[i]) }
+                theta = UnsafePointer(tg.data); policyOld = UnsafePointer(g)
+            }
+            let l = NegativeOnlyRL.lossAndGradient(vTheta: theta, vOld: policyOld,
                                                    vRef: kl > 0 ? UnsafePointer(vRef.data + start * per) : nil,
                                                    target: u.data + start * per, rho: Array(rho[start..<(start + n)]), perSample: per,
                                                    beta: options.beta, klWeight: kl, gradient: dOut.data, normalizer: b * per)
+            if w != 1 { for i in 0..<(n * per) { dOut.data[i] *= w } }  // ∂v_θ^g/∂v_θ = w
             total += Double(l) * Double(n * per)
             try model.transformer.backward(outputGradient: dOut.rowsView(0, n), workspace: workspace,
                                            adapterGradients: optimizer.gradients,
@@ -400,6 +452,7 @@ public final class NegativeOnlyRL: Procedure {
         guard let optimizer else { return }
         optimizer.save(into: a, prefix: prefix)
         a.set(prefix + "old", old.flat)
+        if let start { a.set(prefix + "start", start.flat) }
         if s == .training {
             try a.set(prefix + "train_prompt", json: trainPrompt)
             try a.set(prefix + "train_rho", json: trainRho)
@@ -425,6 +478,7 @@ public final class NegativeOnlyRL: Procedure {
         roundLosses = try a.json(prefix + "round_losses")
         try optimizer.restore(from: a, prefix: prefix)
         try a.copy(prefix + "old", into: old.flat)
+        if let start { try a.copy(prefix + "start", into: start.flat) }
         if s == .training {
             trainPrompt = try a.json(prefix + "train_prompt")
             trainRho = try a.json(prefix + "train_rho")

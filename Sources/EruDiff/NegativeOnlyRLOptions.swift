@@ -9,6 +9,16 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
         case ema(decay: Float)
     }
 
+    /// What the KL term holds the policy to.
+    public enum KLReference: String, Codable, Equatable, Sendable {
+        /// The model with the adapter off (DESIGN §4.3's v_ref). After DK-DM this pulls the implicit
+        /// prompts back to what the base model drew for them.
+        case base
+        /// The adapter as it was when the run started: a trust region around the model NO-RL was
+        /// given (e.g. the DK-DM adapter), so what an earlier method taught stays.
+        case start
+    }
+
     /// Samples per prompt (G).
     public var groupSize = 8
     public var rounds = 1
@@ -30,6 +40,16 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
     public var rowsPerPass = 16
     /// λ_KL of the ‖v_θ − v_ref‖² term (0: no reference forward).
     public var klWeight: Float = 0.1
+    /// The reference v_ref of the KL term.
+    public var klReference: KLReference = .base
+    /// Train the guided velocity (what sampled the groups) rather than the conditional one: with
+    /// guidance w, v^g = v_old(∅) + w·(v(c) − v_old(∅)) stands for v in both implicit policies and the KL
+    /// term, the unconditional branch held at v_old. The groups come from the guided sampler, so their
+    /// images scatter around the guided velocity's prediction, not the conditional one's; pushed away
+    /// from the conditional prediction, every negative also pushes against the guidance direction.
+    /// No effect without guidance (w = 1). On by default: conditional-only training lowered accuracy on
+    /// `mini`, even its own rollouts' reward (README, "Why NO-RL hurt").
+    public var guidedPolicy = true
     /// How groups are sampled (ODE, or SDE with a noise level for exploration).
     public var sampling = SamplingSettings(steps: 20, guidance: 4, sdeNoise: 0.7)
     public var timeSampling: TimeSampling = .uniform

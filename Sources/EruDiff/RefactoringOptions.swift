@@ -60,6 +60,10 @@ public struct RefactoringOptions: Codable, Equatable, Sendable {
         // No KL term: its reference is the base model (adapter off), so after DK-DM it pulls the
         // implicit prompts back (2 rounds at λ_KL 0.1: train strict 47.6% → 40.4%; at 0: 43.8%).
         o.norl.klWeight = 0
+        // The guided velocity (what samples the groups) is trained, not the conditional one: trained
+        // conditionally NO-RL lowered even its own rollouts' reward (train strict 46.2% → 43.3% after
+        // DK-DM; guided 47.4%, README "Why NO-RL hurt").
+        o.norl.guidedPolicy = true
         return o
     }
 

@@ -68,6 +68,18 @@ public struct RefactoringResults: Codable, Equatable, Sendable {
                 + splits.map { pct(r.split($0)?.explicit?.accuracy) }.joined(separator: " | ") + " | "
                 + splits.map { f(r.dislocation?.bySplit[$0], 4) }.joined(separator: " | ") + " |\n"
         }
+        let names = ["object", "shape", "color", "background", "size", "position"]
+        s += "\n## What the wrong images got wrong\n\nimages with each attribute wrong (\"object\": no clear object), "
+            + "implicit prompts of `train` and random explicit captions; one image can count twice.\n\n"
+        s += "| variant | images | " + names.map { "train \($0)" }.joined(separator: " | ") + " | images | "
+            + names.map { "explicit \($0)" }.joined(separator: " | ") + " |\n"
+        s += "|---|" + String(repeating: "---:|", count: 2 * names.count + 2) + "\n"
+        for (name, r) in variants {
+            func counts(_ p: PromptStats?) -> String {
+                "\(p?.images ?? 0) | " + names.map { n in p?.wrong.map { String($0[n] ?? 0) } ?? "–" }.joined(separator: " | ")
+            }
+            s += "| \(name) | \(counts(r.split("train")?.implicit)) | \(counts(r.explicit)) |\n"
+        }
         if let r = final ?? baseline, let k = r.knowledge {
             s += "\n## Families (\(final == nil ? "base" : finalName), all splits)\n\n"
             s += "| family | items | implicit score | acc | explicit acc | superficial score | gap |\n|---|---:|---:|---:|---:|---:|---:|\n"

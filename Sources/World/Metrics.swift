@@ -34,6 +34,13 @@ public enum KnowledgeMetrics {
         return out
     }
 
+    /// What one image got wrong, for error counts: ["object"] when the verifier found no clear object
+    /// where `expected` names a shape, else `mismatched(found:expected:)`.
+    public static func errors(found: Attributes?, expected: Attributes) -> [String] {
+        guard let found, expected.shape == nil || found.shape != nil else { return ["object"] }
+        return mismatched(found: found, expected: expected)
+    }
+
     /// The score of one image: the fraction of `expected`'s attributes found (0 when the verifier
     /// found no clear object, 1 when `expected` names nothing).
     public static func score(found: Attributes?, expected: Attributes) -> Double {
@@ -53,12 +60,14 @@ public enum KnowledgeMetrics {
     public static func stats(_ images: [VerifiedImage]) -> PromptStats? {
         guard !images.isEmpty else { return nil }
         var score = 0.0, correct = 0
+        var wrong: [String: Int] = [:]
         for image in images {
             score += self.score(found: image.found, expected: image.item.expect)
             if isCorrect(found: image.found, expected: image.item.expect) { correct += 1 }
+            for name in errors(found: image.found, expected: image.item.expect) { wrong[name, default: 0] += 1 }
         }
         let n = Double(images.count)
-        return PromptStats(images: images.count, score: score / n, accuracy: Double(correct) / n)
+        return PromptStats(images: images.count, score: score / n, accuracy: Double(correct) / n, wrong: wrong)
     }
 
     /// `(implicit − superficial) / (explicit − superficial)`, or nil when the denominator is below
@@ -140,9 +149,13 @@ public struct PromptStats: Hashable, Codable, Sendable {
     public var score: Double
     /// Share of images with all expected attributes found.
     public var accuracy: Double
+    /// How many images had each attribute wrong (`KnowledgeMetrics.errors`: "object", "shape", "color",
+    /// "background", "size", "position"); one image can count under several. Nil where not counted
+    /// (results written before the count existed).
+    public var wrong: [String: Int]?
 
-    public init(images: Int, score: Double, accuracy: Double) {
-        self.images = images; self.score = score; self.accuracy = accuracy
+    public init(images: Int, score: Double, accuracy: Double, wrong: [String: Int]? = nil) {
+        self.images = images; self.score = score; self.accuracy = accuracy; self.wrong = wrong
     }
 }
 

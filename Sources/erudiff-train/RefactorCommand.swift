@@ -17,13 +17,16 @@ enum RefactorCommand: TrainCommand {
         [--replay N] [--replay-pool N] [--replay-weight W] [--replay-source reference|rendered] [--time-sampling uniform|logit-normal[:m:s]|shifted:s]
         [--lora-rank R] [--lora-alpha A] [--lora-targets default|all]
         [--rl-rounds N] [--rl-steps N] [--rl-group G] [--rl-batch N] [--rl-prompts N] [--rl-captions N]
-        [--rl-kinds implicit,explicit] [--rl-lr X] [--beta B] [--amax A] [--kl W] [--sde-noise A] [--rl-sample-steps N]
+        [--rl-kinds implicit,explicit] [--rl-lr X] [--beta B] [--amax A] [--kl W] [--kl-reference base|start] [--rl-conditional] [--sde-noise A] [--rl-sample-steps N]
         [--rl-time-sampling uniform|logit-normal[:m:s]|shifted:s]
         [--checkpoint-seconds S]
       Runs on the base weights of --model (default models/mini) and writes into --out (default out/refactor):
       adapter.safetensors (PEFT LoRA), results.json, results.md and grid-<family>.png. Resumes from
       --out/refactor-state.safetensors when it exists (same options); SIGINT/SIGTERM checkpoint and stop.
       --ablation also evaluates DK-DM alone and runs NO-RL alone from the base model.
+      --kl-reference start holds NO-RL to the adapter it starts from (default base: adapter off);
+      --rl-conditional trains NO-RL's conditional velocity instead of the guided one that sampled its groups
+      (NegativeOnlyRLOptions.guidedPolicy, on by default).
       Defaults: RefactoringOptions.standard (chosen to fit 15 minutes on 2 cores).
     """
 
@@ -33,9 +36,9 @@ enum RefactorCommand: TrainCommand {
             "model", "out", "seed", "threads", "minilm", "eval-samples", "eval-steps", "explicit-count", "guidance",
             "dkdm-steps", "dkdm-batch", "dkdm-lr", "anchors", "anchor-steps", "keep", "keep-rows", "replay", "replay-pool", "replay-weight", "replay-source",
             "time-sampling", "lora-rank", "lora-alpha", "lora-targets", "rl-rounds", "rl-steps", "rl-group", "rl-batch",
-            "rl-prompts", "rl-captions", "rl-kinds", "rl-lr", "beta", "amax", "kl", "sde-noise", "rl-sample-steps", "rl-time-sampling",
+            "rl-prompts", "rl-captions", "rl-kinds", "rl-lr", "beta", "amax", "kl", "kl-reference", "sde-noise", "rl-sample-steps", "rl-time-sampling",
             "checkpoint-seconds",
-        ], boolean: ["ablation"])
+        ], boolean: ["ablation", "rl-conditional"])
         if let t = try f.int("threads") { BLAS.setThreads(t); Parallel.threads = max(1, t) }
         let modelDir = URL(fileURLWithPath: f.string("model") ?? "models/mini")
         let out = URL(fileURLWithPath: f.string("out") ?? "out/refactor")
@@ -102,6 +105,13 @@ enum RefactorCommand: TrainCommand {
         if let v = try f.float("beta") { o.norl.beta = v }
         if let v = try f.float("amax") { o.norl.advantageClip = v }
         if let v = try f.float("kl") { o.norl.klWeight = v }
+        if f.has("rl-conditional") { o.norl.guidedPolicy = false }
+        if let v = f.string("kl-reference") {
+            guard let r = NegativeOnlyRLOptions.KLReference(rawValue: v) else {
+                throw UsageError(description: "--kl-reference expects base or start")
+            }
+            o.norl.klReference = r
+        }
         if let v = try f.float("sde-noise") { o.norl.sampling.sdeNoise = v > 0 ? v : nil }
         if let v = try f.int("rl-sample-steps") { o.norl.sampling.steps = v }
         if let v = try f.float("checkpoint-seconds") { o.checkpointSeconds = Double(v) }

@@ -55,7 +55,7 @@ enum SampleCommand: TrainCommand {
                 else { continue }
                 if KnowledgeMetrics.isCorrect(found: v.attributes, expected: want) { ok += 1 }
                 else {
-                    for name in wrongAttributes(found: v.attributes, expected: want) { wrongBy[name, default: 0] += 1 }
+                    for name in KnowledgeMetrics.errors(found: v.attributes, expected: want) { wrongBy[name, default: 0] += 1 }
                     if verbose { print("  \(p) [seed \(seeds[k])]: read \(describe(v))") }
                 }
             }
@@ -71,12 +71,6 @@ enum SampleCommand: TrainCommand {
             let names = ["object", "shape", "color", "background", "size", "position"]
             print("  wrong, by attribute (of \(checked)): " + names.map { "\($0) \(wrongBy[$0] ?? 0)" }.joined(separator: ", "))
         }
-    }
-
-    /// The stated attributes the verifier read otherwise ("object" when it found none).
-    static func wrongAttributes(found: Attributes, expected: Attributes) -> [String] {
-        if expected.shape != nil && found.shape == nil { return ["object"] }
-        return KnowledgeMetrics.mismatched(found: found, expected: expected)
     }
 
     /// One line of what the verifier read: attributes, fitted box, confidence and the runner-up shape.

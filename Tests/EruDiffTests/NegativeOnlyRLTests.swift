@@ -78,8 +78,9 @@ final class NegativeOnlyRLTests: XCTestCase {
         return t
     }
 
-    /// E over fixed (t, ε) of ‖v(x_t, t, c) − (ε − x0)‖² along the path of sample `i` of `images`.
-    static func pathError(_ m: FlowModel, prompt: String, images: Tensor, sample i: Int) throws -> Double {
+    /// E over fixed (t, ε) of ‖v(x_t, t, c) − (ε − x0)‖² along the path of sample `i` of `images`; with
+    /// `guidance` w, of the guided velocity v(∅) + w·(v(c) − v(∅)).
+    static func pathError(_ m: FlowModel, prompt: String, images: Tensor, sample i: Int, guidance: Float = 1) throws -> Double {
         let pk = m.packing, per = pk.tokens * pk.tokenChannels
         let x0 = pk.pack(images)
         let n = 16
@@ -96,38 +97,78 @@ final class NegativeOnlyRLTests: XCTestCase {
         let text = try m.encode([String](repeating: prompt, count: n))
         let ws = try m.inferenceWorkspace(rows: n)
         let v = try m.transformer.forward(FluxInput(image: xt, text: text.states, pooled: text.pooled, timesteps: times),
-                                          workspace: ws)
+                                          workspace: ws).copy()
+        if guidance != 1 {
+            let empty = try m.encode([String](repeating: "", count: n))
+            let vu = try m.transformer.forward(FluxInput(image: xt, text: empty.states, pooled: empty.pooled, timesteps: times),
+                                               workspace: ws)
+            for k in 0..<(n * per) { v.data[k] = vu[k] + guidance * (v.data[k] - vu[k]) }
+        }
         var s = 0.0
         for k in 0..<(n * per) { s += Double((v[k] - u[k]) * (v[k] - u[k])) }
         return s / Double(n * per)
     }
 
-    /// One update on a group with one below-average sample moves the policy's velocity along that
-    /// sample's probability path away from the sample (its error against u = ε − x0 grows), while the
-    /// paths of the other samples (ρ = 0.5: held at v_old) move much less.
-    func testNegativeSampleIsPushedAway() throws {
+    /// One update on a group of three right images and one wrong one (what a verifier would reward 0):
+    /// how much each sample's path error against u = ε − x0 grew, for the velocity that was trained —
+    /// the conditional one, or with `guidedPolicy` the guided one at guidance 3.
+    static func pathErrorChange(guided: Bool) throws -> [Double] {
         let m = try TinyModel.trained()
         let prompt = "a red circle on a white background"
-        // Three right images and one wrong one (what a verifier would reward 0).
         let images = Self.renders(prompt, count: 4, seed: 8)
         let wrong = Self.renders("a large blue square on a yellow background", count: 1, seed: 9)
         (images.data + 3 * 32 * 32 * 3).update(from: wrong.data, count: 32 * 32 * 3)
-        let rewards: [Double] = [1, 1, 1, 0]
         _ = try m.createAdapter(rank: 4, alpha: 4, seed: 3)
-        let before = try (0..<4).map { try Self.pathError(m, prompt: prompt, images: images, sample: $0) }
+        let w: Float = guided ? 3 : 1
+        let before = try (0..<4).map { try Self.pathError(m, prompt: prompt, images: images, sample: $0, guidance: w) }
         var o = Self.options()
+        o.guidedPolicy = guided
+        o.sampling.guidance = 3
         o.learningRate = 3e-3
         o.stepsPerRound = 3
-        let r = try NegativeOnlyRL(model: m, groups: [RLGroup(prompt: prompt, images: images, rewards: rewards)], options: o).run()
+        let r = try NegativeOnlyRL(model: m, groups: [RLGroup(prompt: prompt, images: images, rewards: [1, 1, 1, 0])],
+                                   options: o).run()
         XCTAssertEqual(r.negatives, 1)
         XCTAssertEqual(r.losses.count, 3)
-        let after = try (0..<4).map { try Self.pathError(m, prompt: prompt, images: images, sample: $0) }
-        let moved = (0..<4).map { after[$0] - before[$0] }
-        print("NO-RL path error before \(before), after \(after)")
+        let after = try (0..<4).map { try Self.pathError(m, prompt: prompt, images: images, sample: $0, guidance: w) }
+        print("NO-RL (guided: \(guided)) path error before \(before), after \(after)")
+        return (0..<4).map { after[$0] - before[$0] }
+    }
+
+    /// The update moves the policy's velocity along the negative sample's probability path away from
+    /// the sample (its path error grows), while the paths of the others (ρ = 0.5: held at v_old) move
+    /// only through what they share with the negative, much less.
+    func testNegativeSampleIsPushedAway() throws {
+        let moved = try Self.pathErrorChange(guided: false)
         XCTAssertGreaterThan(moved[3], 0, "the negative sample's path error must grow")
-        // The others are held at v_old (ρ = 0.5); they move only through what they share with the
-        // negative, much less than it.
         for j in 0..<3 { XCTAssertLessThan(abs(moved[j]), moved[3] / 2) }
+    }
+
+    /// The same with `guidedPolicy`, for the guided velocity, which sampled the groups.
+    func testGuidedPolicyPushesTheGuidedVelocityAway() throws {
+        let moved = try Self.pathErrorChange(guided: true)
+        XCTAssertGreaterThan(moved[3], 0, "the negative sample's guided path error must grow")
+        for j in 0..<3 { XCTAssertLessThan(abs(moved[j]), moved[3] / 2) }
+    }
+
+    /// At guidance 1 the guided velocity is the conditional one: `guidedPolicy` changes nothing, bit for
+    /// bit; at guidance 3 it trains something else.
+    func testGuidedPolicyWithoutGuidanceIsThePlainUpdate() throws {
+        func run(guided: Bool, guidance: Float) throws -> [Float] {
+            let m = try TinyModel.trained()
+            let a = try m.createAdapter(rank: 4, alpha: 4, seed: 3)
+            var o = Self.options()
+            o.guidedPolicy = guided
+            o.sampling.guidance = guidance
+            o.klWeight = 0.3
+            o.stepsPerRound = 2
+            let images = Self.renders("a red circle", count: 4, seed: 3)
+            _ = try NegativeOnlyRL(model: m, groups: [RLGroup(prompt: "a red circle", images: images, rewards: [1, 0.5, 1, 0])],
+                                   options: o).run()
+            return a.flat.array
+        }
+        XCTAssertEqual(try run(guided: true, guidance: 1), try run(guided: false, guidance: 1))
+        XCTAssertNotEqual(try run(guided: true, guidance: 3), try run(guided: false, guidance: 3))
     }
 
     /// A step cut into passes of 3 rows (no-grad passes of 2) updates the adapter as one pass does.
@@ -152,6 +193,34 @@ final class NegativeOnlyRLTests: XCTestCase {
         var diff: Float = 0, scale: Float = 0
         for i in 0..<whole.count { diff = max(diff, abs(whole[i] - split[i])); scale = max(scale, abs(whole[i])) }
         XCTAssertLessThan(diff, 1e-4 * scale)
+    }
+
+    /// `klReference: .start` holds the policy to the adapter the run began with: at the start the
+    /// KL term is zero, so the update is (up to rounding) the update without it, while the base
+    /// reference (adapter off) pulls a trained adapter somewhere else.
+    func testKLReferenceStartHoldsTheStartingAdapter() throws {
+        func run(klWeight: Float, reference: NegativeOnlyRLOptions.KLReference) throws -> [Float] {
+            let m = try TinyModel.trained()
+            let a = try m.createAdapter(rank: 4, alpha: 4, seed: 3)
+            var rng = RNG(seed: 4)
+            rng.fillNormal(a.flat.data, count: a.flat.count, std: 0.1)  // an adapter that has learnt something
+            var o = Self.options()
+            o.klWeight = klWeight
+            o.klReference = reference
+            o.stepsPerRound = 1
+            o.learningRate = 1e-3
+            o.maxGradNorm = nil
+            let images = Self.renders("a red circle", count: 4, seed: 3)
+            _ = try NegativeOnlyRL(model: m, groups: [RLGroup(prompt: "a red circle", images: images, rewards: [1, 1, 1, 0])],
+                                   options: o).run()
+            return a.flat.array
+        }
+        let none = try run(klWeight: 0, reference: .base)
+        let start = try run(klWeight: 1, reference: .start), base = try run(klWeight: 1, reference: .base)
+        func l1(_ x: [Float], _ y: [Float]) -> Float { zip(x, y).reduce(0) { $0 + abs($1.0 - $1.1) } }
+        print("KL reference: |start − none|₁ \(l1(start, none)), |base − none|₁ \(l1(base, none))")
+        XCTAssertGreaterThan(l1(base, none), 0)
+        XCTAssertLessThan(l1(start, none), 0.05 * l1(base, none))
     }
 
     /// A group whose rewards are all equal carries no signal: nothing changes, bit for bit.

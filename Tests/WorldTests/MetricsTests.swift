@@ -47,7 +47,22 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(s.images, 4)
         XCTAssertEqual(s.score, (1 + 1.0 / 3 + 0 + 1) / 4, accuracy: 1e-12)
         XCTAssertEqual(s.accuracy, 0.5)
+        // The swapped image has two attributes wrong; the image without an object counts as "object".
+        XCTAssertEqual(s.wrong, ["color": 1, "background": 1, "object": 1])
         XCTAssertNil(KnowledgeMetrics.stats([]))
+    }
+
+    func testErrorsNameWhatAnImageGotWrong() {
+        let expect = flag.expect
+        XCTAssertEqual(KnowledgeMetrics.errors(found: expect, expected: expect), [])
+        XCTAssertEqual(KnowledgeMetrics.errors(found: Attributes(shape: .square, color: .red, background: .black),
+                                               expected: expect), ["shape", "background"])
+        // No object read where a shape is expected: "object", not the attributes it could not read.
+        XCTAssertEqual(KnowledgeMetrics.errors(found: Attributes(background: .gray), expected: expect), ["object"])
+        XCTAssertEqual(KnowledgeMetrics.errors(found: nil, expected: expect), ["object"])
+        // With no shape expected, a missing object is judged on the attributes that are expected.
+        XCTAssertEqual(KnowledgeMetrics.errors(found: Attributes(background: .gray), expected: Attributes(background: .white)),
+                       ["background"])
     }
 
     func testGapIsOneWhenImplicitMatchesExplicitAndZeroWhenItMatchesSuperficial() throws {
