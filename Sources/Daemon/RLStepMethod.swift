@@ -30,7 +30,7 @@ extension MethodTable {
             }
             o.klWeight = try params.float("klWeight", default: o.klWeight, in: 0...1e6)
             o.guidedPolicy = try params.bool("guidedPolicy", default: o.guidedPolicy)
-            o.klReference = .init(rawValue: try params.choice("klReference", ["base", "start"],
+            o.klReference = .init(rawValue: try params.choice("klReference", NegativeOnlyRLOptions.KLReference.allCases.map(\.rawValue),
                                                               default: o.klReference.rawValue))!
             o.sampling = try SampleSettingsParams.read(params, stepsName: "samplingSteps", defaults: o.sampling,
                                                        adapterName: nil)

@@ -142,21 +142,9 @@ public final class Evaluation: Procedure {
                 }
             }
         }
-        var explicit: PromptStats?
-        if !captions.isEmpty {
-            var score = 0.0, correct = 0, n = 0
-            var wrong: [String: Int] = [:]
-            for c in captions {
-                for j in 0..<options.samplesPerItem {
-                    let f = reading(c.text, j)
-                    score += KnowledgeMetrics.score(found: f, expected: c.attributes)
-                    if KnowledgeMetrics.isCorrect(found: f, expected: c.attributes) { correct += 1 }
-                    for name in KnowledgeMetrics.errors(found: f, expected: c.attributes) { wrong[name, default: 0] += 1 }
-                    n += 1
-                }
-            }
-            explicit = PromptStats(images: n, score: score / Double(n), accuracy: Double(correct) / Double(n), wrong: wrong)
-        }
+        let explicit = KnowledgeMetrics.stats(readings: captions.flatMap { c in
+            (0..<options.samplesPerItem).map { j in (found: reading(c.text, j), expected: c.attributes) }
+        })
         if !options.keepImages { tokens = nil }
         result = EvaluationResult(knowledge: items.isEmpty ? nil : KnowledgeMetrics.report(images), explicit: explicit,
                                   dislocation: dislocationRun?.output, samplesPerItem: options.samplesPerItem,

@@ -10,7 +10,7 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
     }
 
     /// What the KL term holds the policy to.
-    public enum KLReference: String, Codable, Equatable, Sendable {
+    public enum KLReference: String, CaseIterable, Codable, Equatable, Sendable {
         /// The model with the adapter off (DESIGN §4.3's v_ref). After DK-DM this pulls the implicit
         /// prompts back to what the base model drew for them.
         case base

@@ -68,7 +68,7 @@ public struct RefactoringResults: Codable, Equatable, Sendable {
                 + splits.map { pct(r.split($0)?.explicit?.accuracy) }.joined(separator: " | ") + " | "
                 + splits.map { f(r.dislocation?.bySplit[$0], 4) }.joined(separator: " | ") + " |\n"
         }
-        let names = ["object", "shape", "color", "background", "size", "position"]
+        let names = KnowledgeMetrics.errorNames
         s += "\n## What the wrong images got wrong\n\nimages with each attribute wrong (\"object\": no clear object), "
             + "implicit prompts of `train` and random explicit captions; one image can count twice.\n\n"
         s += "| variant | images | " + names.map { "train \($0)" }.joined(separator: " | ") + " | images | "

@@ -34,6 +34,9 @@ public enum KnowledgeMetrics {
         return out
     }
 
+    /// The names `errors(found:expected:)` uses, in report order.
+    public static let errorNames = ["object", "shape", "color", "background", "size", "position"]
+
     /// What one image got wrong, for error counts: ["object"] when the verifier found no clear object
     /// where `expected` names a shape, else `mismatched(found:expected:)`.
     public static func errors(found: Attributes?, expected: Attributes) -> [String] {
@@ -58,16 +61,22 @@ public enum KnowledgeMetrics {
 
     /// Score and accuracy of `images` against their items' `expect`; nil for no images.
     public static func stats(_ images: [VerifiedImage]) -> PromptStats? {
-        guard !images.isEmpty else { return nil }
+        stats(readings: images.map { (found: $0.found, expected: $0.item.expect) })
+    }
+
+    /// Score, accuracy and error counts of verifier readings against what each should have shown; nil
+    /// for none (captions without a knowledge item use this directly).
+    public static func stats(readings: [(found: Attributes?, expected: Attributes)]) -> PromptStats? {
+        guard !readings.isEmpty else { return nil }
         var score = 0.0, correct = 0
         var wrong: [String: Int] = [:]
-        for image in images {
-            score += self.score(found: image.found, expected: image.item.expect)
-            if isCorrect(found: image.found, expected: image.item.expect) { correct += 1 }
-            for name in errors(found: image.found, expected: image.item.expect) { wrong[name, default: 0] += 1 }
+        for r in readings {
+            score += self.score(found: r.found, expected: r.expected)
+            if isCorrect(found: r.found, expected: r.expected) { correct += 1 }
+            for name in errors(found: r.found, expected: r.expected) { wrong[name, default: 0] += 1 }
         }
-        let n = Double(images.count)
-        return PromptStats(images: images.count, score: score / n, accuracy: Double(correct) / n, wrong: wrong)
+        let n = Double(readings.count)
+        return PromptStats(images: readings.count, score: score / n, accuracy: Double(correct) / n, wrong: wrong)
     }
 
     /// `(implicit − superficial) / (explicit − superficial)`, or nil when the denominator is below

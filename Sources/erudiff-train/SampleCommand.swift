@@ -68,8 +68,7 @@ enum SampleCommand: TrainCommand {
                                                      checked, 100 * Double(right) / Double(checked)) : ""))
         if prompts.count > 1 { for label in labels { print("  " + label) } }  // per prompt, as on the PNG
         if checked > 0 {
-            let names = ["object", "shape", "color", "background", "size", "position"]
-            print("  wrong, by attribute (of \(checked)): " + names.map { "\($0) \(wrongBy[$0] ?? 0)" }.joined(separator: ", "))
+            print("  wrong, by attribute (of \(checked)): " + KnowledgeMetrics.errorNames.map { "\($0) \(wrongBy[$0] ?? 0)" }.joined(separator: ", "))
         }
     }
 
