@@ -41,6 +41,9 @@ public final class Pretraining {
         public var timeShift: Float? = nil
         /// Shift of the sampling schedule the model ships with (`erudiff.json`; nil: 1).
         public var samplingShift: Float? = nil
+        /// A model folder whose weights start the run instead of random ones (nil: from scratch) — to
+        /// continue a shipped model's training with another schedule. Its shape must match `config`.
+        public var initialWeights: String? = nil
         public init() {}
     }
 
@@ -140,9 +143,29 @@ public final class Pretraining {
             try restore(from: file)
             log?("resumed from \(stateURL.path) at step \(step)")
         } else {
+            if let dir = opts.initialWeights { try initialise(from: URL(fileURLWithPath: dir), config: config) }
             for (e, w) in zip(ema.tensors, model.weights.tensors) { e.tensor.copy(from: w.tensor) }
             ema.markChanged()
+            if let dir = opts.initialWeights { log?("started from the weights of \(dir)") }
         }
+    }
+
+    /// Copies a saved model's weights into the model being trained (same shape required).
+    private func initialise(from dir: URL, config: FluxConfig) throws {
+        let saved: FluxWeights
+        do { saved = try FluxCheckpoint.load(directory: dir) } catch {
+            throw PretrainingError.badInitialWeights(dir.path, "\(error)")
+        }
+        guard saved.config == config else {
+            throw PretrainingError.badInitialWeights(dir.path, "its config.json describes another model shape than the run's options")
+        }
+        for w in model.weights.tensors {
+            guard let t = saved.tensors.first(where: { $0.name == w.name })?.tensor, t.count == w.tensor.count else {
+                throw PretrainingError.badInitialWeights(dir.path, "no tensor \(w.name) of shape \(w.tensor.shape)")
+            }
+            w.tensor.copy(from: t)
+        }
+        model.weights.markChanged()
     }
 
     /// Whether every planned step has been taken.
@@ -277,6 +300,15 @@ public final class Pretraining {
                                    "training_seconds": (trainingSeconds * 10).rounded() / 10,
                                    "final_smoothed_loss": Double(smoothedLoss), "options": try JSONSerialization.jsonObject(
                                        with: JSONEncoder().encode(options))]
+        if let dir = options.initialWeights {
+            // A continued model's budget is its whole training: the starting model's time plus this run's.
+            let url = URL(fileURLWithPath: dir).appendingPathComponent("training.json")
+            if let d = try? Data(contentsOf: url), let base = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+               let seconds = (base["total_training_seconds"] ?? base["training_seconds"]) as? Double {
+                info["initial_training_seconds"] = seconds
+                info["total_training_seconds"] = ((seconds + trainingSeconds) * 10).rounded() / 10
+            }
+        }
         for (k, v) in record { info[k] = v }
         let data = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(data, to: out.appendingPathComponent("training.json"))
@@ -286,9 +318,12 @@ public final class Pretraining {
 /// A pretraining state file that cannot be resumed.
 public enum PretrainingError: Error, CustomStringConvertible {
     case badState(String, String)
+    /// The model folder given as initial weights cannot start this run.
+    case badInitialWeights(String, String)
     public var description: String {
         switch self {
         case let .badState(path, why): return "pretraining state \(path): \(why)"
+        case let .badInitialWeights(path, why): return "initial weights \(path): \(why)"
         }
     }
 }

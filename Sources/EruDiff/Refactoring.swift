@@ -52,6 +52,7 @@ public final class Refactoring: Procedure {
         self.options = options
         self.out = out
         var st: [RefactoringStage] = [.baseline, .gridBase, .dkdm]
+        if options.dkdmOnPolicy != nil { st.append(.dkdmPolicy) }
         if options.ablation { st.append(.afterDKDM) }
         st += [.gridDKDM, .norl, .final, .gridFinal]
         if options.ablation { st += [.norlOnly, .afterNoRLOnly] }
@@ -111,7 +112,7 @@ public final class Refactoring: Procedure {
             current = nil
             stageIndex += 1
             try checkpoint()
-        } else if [.dkdm, .norl, .norlOnly].contains(st), Date().timeIntervalSince(lastCheckpoint) >= options.checkpointSeconds {
+        } else if [.dkdm, .dkdmPolicy, .norl, .norlOnly].contains(st), Date().timeIntervalSince(lastCheckpoint) >= options.checkpointSeconds {
             // Only training runs have state worth saving mid-stage (an evaluation restarts).
             try checkpoint()
         }
@@ -152,6 +153,9 @@ public final class Refactoring: Procedure {
             var o = options.dkdm
             o.freshAdapter = true
             return AnyUnitRunner(try DistributionMatching(model: model, pairs: try pairs(options.dkdmSet), options: o, bank: bank))
+        case .dkdmPolicy:
+            guard let o = options.onPolicyDKDM() else { throw EruDiffError.invalidArgument("no on-policy DK-DM settings") }
+            return AnyUnitRunner(try DistributionMatching(model: model, pairs: try pairs(options.dkdmSet), options: o, bank: bank))
         case .norl, .norlOnly:
             var o = options.norl
             o.lora = options.dkdm.lora
@@ -170,6 +174,7 @@ public final class Refactoring: Procedure {
         case .final: results.final = r.result as? EvaluationResult
         case .afterNoRLOnly: results.afterNoRLOnly = r.result as? EvaluationResult
         case .dkdm: results.dkdm = r.result as? DistributionMatching.Result
+        case .dkdmPolicy: results.dkdmPolicy = r.result as? DistributionMatching.Result
         case .norl: results.norl = r.result as? NegativeOnlyRL.Result
         case .norlOnly: results.norlOnly = r.result as? NegativeOnlyRL.Result
         case .gridBase, .gridDKDM, .gridFinal: gridTokens[st] = (r.base as! BatchedSampling).tokens

@@ -7,6 +7,8 @@ public struct RefactoringResults: Codable, Equatable, Sendable {
     /// The base model (adapter off).
     public var baseline: EvaluationResult?
     public var dkdm: DistributionMatching.Result?
+    /// DK-DM continued on the policy's samples (when the options ask for it).
+    public var dkdmPolicy: DistributionMatching.Result?
     /// After DK-DM alone (ablation only).
     public var afterDKDM: EvaluationResult?
     public var norl: NegativeOnlyRL.Result?
@@ -90,8 +92,9 @@ public struct RefactoringResults: Codable, Equatable, Sendable {
             }
         }
         s += "\n## Training\n\n"
-        if let d = dkdm {
-            s += "- DK-DM: \(d.steps) steps, loss \(f(d.loss.prefix(10).mean)) → \(f(d.loss.suffix(10).mean)) "
+        for (name, d) in [("DK-DM", dkdm), ("DK-DM on the policy's samples", dkdmPolicy)] {
+            guard let d else { continue }
+            s += "- \(name): \(d.steps) steps, loss \(f(d.loss.prefix(10).mean)) → \(f(d.loss.suffix(10).mean)) "
                 + "(matching term \(f(d.matchLoss.prefix(10).mean, 4)) → \(f(d.matchLoss.suffix(10).mean, 4))), "
                 + String(format: "%.0f s\n", d.elapsedSeconds)
         }
@@ -115,7 +118,7 @@ public struct RefactoringResults: Codable, Equatable, Sendable {
 
 /// The stages of the refactoring job, in order.
 public enum RefactoringStage: String, Codable, CaseIterable, Sendable {
-    case baseline, gridBase = "grid-base", dkdm, afterDKDM = "eval-dkdm", gridDKDM = "grid-dkdm", norl, final = "eval-final"
+    case baseline, gridBase = "grid-base", dkdm, dkdmPolicy = "dkdm-policy", afterDKDM = "eval-dkdm", gridDKDM = "grid-dkdm", norl, final = "eval-final"
     case gridFinal = "grid-final", norlOnly = "norl-only", afterNoRLOnly = "eval-norl-only", report, done
 }
 

@@ -15,8 +15,8 @@ enum PretrainCommand: TrainCommand {
                                   [--checkpoint-every N] [--check-every N] [--check-images N] [--threads N]
                                   [--pool N] [--text-tokens N] [--layers N] [--single-layers N] [--heads N]
                                   [--head-dim N] [--rope-axes A,B,C] [--fixed-geometry N] [--geometry-ramp N]
-                                  [--time-shift S] [--sampling-shift S] [--minilm DIR]
-      Trains from scratch, or resumes from DIR/pretrain-state.safetensors when it exists (same options).
+                                  [--time-shift S] [--sampling-shift S] [--init MODEL_DIR] [--minilm DIR]
+      Trains from scratch (or from the weights of --init MODEL_DIR, whose shape must match), or resumes from DIR/pretrain-state.safetensors when it exists (same options).
       Writes the model to DIR (default models/mini): config.json, diffusion_pytorch_model.safetensors
       (EMA weights), erudiff.json, training.json. --minutes stops early (checkpointed) after M minutes of
       wall time; run the same command again to continue. SIGINT/SIGTERM checkpoint and stop.
@@ -34,7 +34,7 @@ enum PretrainCommand: TrainCommand {
         let f = try Flags(arguments, valued: ["out", "steps", "batch", "lr", "seed", "minutes", "checkpoint-every",
                                               "check-every", "check-images", "threads", "pool", "text-tokens",
                                               "layers", "single-layers", "heads", "head-dim", "rope-axes", "minilm",
-                                              "fixed-geometry", "geometry-ramp", "time-shift", "sampling-shift"])
+                                              "fixed-geometry", "geometry-ramp", "time-shift", "sampling-shift", "init"])
         var o = Pretraining.Options()
         if let v = try f.int("steps") { o.steps = v }
         if let v = try f.int("batch") { o.batch = v }
@@ -58,6 +58,7 @@ enum PretrainCommand: TrainCommand {
             return v
         }
         o.timeShift = try shift("time-shift")
+        o.initialWeights = f.string("init")
         o.samplingShift = try shift("sampling-shift")
         let fixed = try f.int("fixed-geometry"), ramp = try f.int("geometry-ramp")
         if fixed != nil || ramp != nil {

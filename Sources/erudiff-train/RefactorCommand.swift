@@ -15,7 +15,7 @@ enum RefactorCommand: TrainCommand {
         [--eval-samples N] [--eval-steps N] [--explicit-count N] [--guidance W]
         [--dkdm-steps N] [--dkdm-batch N] [--dkdm-lr X] [--anchors K] [--anchor-steps N] [--keep W] [--keep-rows N]
         [--replay N] [--replay-pool N] [--replay-weight W] [--replay-source reference|rendered] [--time-sampling uniform|logit-normal[:m:s]|shifted:s]
-        [--lora-rank R] [--lora-alpha A] [--lora-targets default|all]
+        [--lora-rank R] [--lora-alpha A] [--lora-targets default|all] [--policy-steps N] [--policy-lr X] [--policy-refresh N]
         [--rl-rounds N] [--rl-steps N] [--rl-group G] [--rl-batch N] [--rl-prompts N] [--rl-captions N]
         [--rl-kinds implicit,explicit] [--rl-lr X] [--beta B] [--amax A] [--kl W] [--kl-reference base|start] [--rl-conditional] [--sde-noise A] [--rl-sample-steps N]
         [--rl-time-sampling uniform|logit-normal[:m:s]|shifted:s]
@@ -24,6 +24,8 @@ enum RefactorCommand: TrainCommand {
       adapter.safetensors (PEFT LoRA), results.json, results.md and grid-<family>.png. Resumes from
       --out/refactor-state.safetensors when it exists (same options); SIGINT/SIGTERM checkpoint and stop.
       --ablation also evaluates DK-DM alone and runs NO-RL alone from the base model.
+      --policy-steps N continues DK-DM for N steps on the policy's own samples of the implicit prompts,
+      redrawn every --policy-refresh steps (default 200 steps at lr 3e-3, refresh 50; 0: no such phase).
       --kl-reference start holds NO-RL to the adapter it starts from (default base: adapter off);
       --rl-conditional trains NO-RL's conditional velocity instead of the guided one that sampled its groups
       (NegativeOnlyRLOptions.guidedPolicy, on by default).
@@ -35,7 +37,7 @@ enum RefactorCommand: TrainCommand {
         let f = try Flags(arguments, valued: [
             "model", "out", "seed", "threads", "minilm", "eval-samples", "eval-steps", "explicit-count", "guidance",
             "dkdm-steps", "dkdm-batch", "dkdm-lr", "anchors", "anchor-steps", "keep", "keep-rows", "replay", "replay-pool", "replay-weight", "replay-source",
-            "time-sampling", "lora-rank", "lora-alpha", "lora-targets", "rl-rounds", "rl-steps", "rl-group", "rl-batch",
+            "time-sampling", "policy-steps", "policy-lr", "policy-refresh", "lora-rank", "lora-alpha", "lora-targets", "rl-rounds", "rl-steps", "rl-group", "rl-batch",
             "rl-prompts", "rl-captions", "rl-kinds", "rl-lr", "beta", "amax", "kl", "kl-reference", "sde-noise", "rl-sample-steps", "rl-time-sampling",
             "checkpoint-seconds",
         ], boolean: ["ablation", "rl-conditional"])
@@ -87,6 +89,11 @@ enum RefactorCommand: TrainCommand {
             o.dkdm.lora.allLayers = v == "all"
             o.dkdm.lora.targets = nil
         }
+        if let v = try f.int("policy-steps") {
+            if v <= 0 { o.dkdmOnPolicy = nil } else { o.dkdmOnPolicy = o.dkdmOnPolicy ?? .init(); o.dkdmOnPolicy?.steps = v }
+        }
+        if let v = try f.float("policy-lr") { o.dkdmOnPolicy?.learningRate = v }
+        if let v = try f.int("policy-refresh") { o.dkdmOnPolicy?.refreshEvery = v }
         if let v = try f.int("rl-rounds") { o.norl.rounds = v }
         if let v = try f.int("rl-steps") { o.norl.stepsPerRound = v }
         if let v = try f.int("rl-group") { o.norl.groupSize = v }

@@ -94,6 +94,59 @@ final class PretrainingTests: XCTestCase {
         }
     }
 
+    func testInitialWeightsStartTheRunFromASavedModel() throws {
+        let base = TinyModel.temporaryDirectory("pretrain-base"), cont = TinyModel.temporaryDirectory("pretrain-cont")
+        let other = TinyModel.temporaryDirectory("pretrain-other")
+        defer { for d in [base, cont, other] { try? FileManager.default.removeItem(at: d) } }
+        let a = try run(base, steps: 3, total: 3)
+        try a.finish()
+        let saved = try FluxCheckpoint.load(directory: base)
+
+        var o = Self.options(steps: 2)
+        o.seed = 9
+        o.initialWeights = base.path
+        let b = try Pretraining(out: cont, options: o, encoder: TinyModel.encoder)
+        XCTAssertEqual(b.step, 0)
+        // Before any step, both the trained weights and their EMA are the saved model's.
+        for (w, s) in zip(b.model.weights.tensors, saved.tensors) {
+            XCTAssertEqual(w.name, s.name)
+            XCTAssertEqual(w.tensor.array, s.tensor.array, "\(w.name) is not the saved model's")
+        }
+        for (e, s) in zip(b.emaModel().weights.tensors, saved.tensors) {
+            XCTAssertEqual(e.tensor.array, s.tensor.array, "EMA \(e.name) is not the saved model's")
+        }
+        // A run from scratch with the same seed starts elsewhere.
+        var scratch = Self.options(steps: 2)
+        scratch.seed = 9
+        let c = try Pretraining(out: other, options: scratch, encoder: TinyModel.encoder)
+        XCTAssertNotEqual(c.model.weights.tensors[0].tensor.array, saved.tensors[0].tensor.array)
+
+        // The finished continuation records the whole training time (the base's plus its own).
+        while try b.next() != nil {}
+        try b.finish()
+        let info = try JSONSerialization.jsonObject(with: Data(contentsOf: cont.appendingPathComponent("training.json"))) as! [String: Any]
+        let initial = try XCTUnwrap(info["initial_training_seconds"] as? Double)
+        let total = try XCTUnwrap(info["total_training_seconds"] as? Double)
+        XCTAssertEqual(initial, (a.trainingSeconds * 10).rounded() / 10, accuracy: 0.05)
+        XCTAssertGreaterThanOrEqual(total, initial)
+
+        // A model of another shape is refused with an error naming the folder.
+        var reshaped = Self.options(steps: 2)
+        reshaped.config.numSingleLayers = 2
+        reshaped.initialWeights = base.path
+        XCTAssertThrowsError(try Pretraining(out: other, options: reshaped,
+                                             encoder: TinyModel.encoder)) { error in
+            XCTAssertTrue("\(error)".contains(base.path) && "\(error)".contains("shape"), "\(error)")
+        }
+        // So is a folder that holds no model.
+        var missing = Self.options(steps: 2)
+        missing.initialWeights = cont.appendingPathComponent("nothing-here").path
+        XCTAssertThrowsError(try Pretraining(out: other, options: missing,
+                                             encoder: TinyModel.encoder)) { error in
+            XCTAssertTrue("\(error)".contains("initial weights"), "\(error)")
+        }
+    }
+
     func testGeometryCurriculumDrawsLargeCentredScenesFirstThenTheWholeWorld() throws {
         let c = GeometryCurriculum(fixedSteps: 10, rampSteps: 20)
         XCTAssertEqual(c.fixedShare(at: 0), 1)

@@ -18,6 +18,11 @@ final class RefactoringTests: XCTestCase {
         o.dkdm.replayPerStep = 1
         o.dkdm.replayPool = 3
         o.dkdmSet = "world:test-paraphrase"
+        var onPolicy = RefactoringOptions.OnPolicyMatching()
+        onPolicy.steps = 4
+        onPolicy.refreshEvery = 2
+        onPolicy.anchorsPerPair = 1
+        o.dkdmOnPolicy = onPolicy
         o.norl = NegativeOnlyRLTests.options()
         o.norl.groupSize = 2
         o.norl.rounds = 2
@@ -37,8 +42,13 @@ final class RefactoringTests: XCTestCase {
         let o = Self.options(ablation: true)
         let outFull = TinyModel.temporaryDirectory("refactor-full")
         let full = try Refactoring(model: try TinyModel.trained(), knowledge: TinyModel.knowledge, options: o, out: outFull)
-        var units = 0
-        while try full.next() != nil { units += 1 }
+        var units = 0, onPolicyUnits: [Int] = []
+        while try full.next() != nil {
+            units += 1
+            if full.stage == .dkdmPolicy { onPolicyUnits.append(units) }
+        }
+        XCTAssertTrue(full.stages.contains(.dkdmPolicy))
+        XCTAssertFalse(onPolicyUnits.isEmpty)
         let reference = try Data(contentsOf: outFull.appendingPathComponent("adapter.safetensors"))
         for name in ["results.json", "results.md", "grid-cultural.png", "grid-natural-science.png", "grid-spatio-temporal.png"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: outFull.appendingPathComponent(name).path), name)
@@ -46,6 +56,8 @@ final class RefactoringTests: XCTestCase {
         let r = full.results
         XCTAssertNotNil(r.baseline); XCTAssertNotNil(r.dkdm); XCTAssertNotNil(r.afterDKDM); XCTAssertNotNil(r.norl)
         XCTAssertNotNil(r.final); XCTAssertNotNil(r.norlOnly); XCTAssertNotNil(r.afterNoRLOnly)
+        XCTAssertEqual(r.dkdmPolicy?.steps, 4)
+        XCTAssertTrue(r.markdown().contains("- DK-DM on the policy's samples: 4 steps"))
         XCTAssertTrue(r.markdown().contains("| DK-DM + NO-RL |"))
         var dkdmOnly = r  // a schedule with no NO-RL round names its last row for what ran
         dkdmOnly.norl?.rounds = 0
@@ -53,7 +65,8 @@ final class RefactoringTests: XCTestCase {
         XCTAssertFalse(dkdmOnly.markdown().contains("DK-DM + NO-RL"))
         print("tiny refactoring: \(units) units; stages \(full.stages.map(\.rawValue))")
 
-        for stopAfter in [units / 5, units / 2, units - 3] {
+        // Stops anywhere, including inside the on-policy DK-DM stage (its policy anchors are state).
+        for stopAfter in [units / 5, onPolicyUnits[onPolicyUnits.count / 2], units / 2, units - 3] {
             let out = TinyModel.temporaryDirectory("refactor-\(stopAfter)")
             let a = try Refactoring(model: try TinyModel.trained(), knowledge: TinyModel.knowledge, options: o, out: out)
             for _ in 0..<stopAfter { _ = try a.next() }
@@ -68,6 +81,7 @@ final class RefactoringTests: XCTestCase {
             XCTAssertEqual(b.results.final?.explicit, r.final?.explicit)
             XCTAssertEqual(b.results.norl?.losses, r.norl?.losses)
             XCTAssertEqual(b.results.dkdm?.loss, r.dkdm?.loss)
+            XCTAssertEqual(b.results.dkdmPolicy?.loss, r.dkdmPolicy?.loss)
             XCTAssertEqual(b.results.afterNoRLOnly?.knowledge, r.afterNoRLOnly?.knowledge)
         }
         // Other options on the same folder are refused.
