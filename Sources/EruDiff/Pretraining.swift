@@ -119,6 +119,8 @@ public final class Pretraining {
         pipeline = FluxPipelineConfig(imageSize: 32, imageChannels: 3, patch: 4, textTokens: opts.textTokens,
                                       shift: opts.samplingShift ?? 1)
         packing = try pipeline.packing()
+        // Checked before the captions are encoded, so a wrong folder fails at once.
+        let initial = try resumed == nil ? opts.initialWeights.map { try Self.loadInitialWeights(URL(fileURLWithPath: $0), config: config) } : nil
         let weights = FluxWeights.random(config: config, seed: opts.seed)
         model = FluxTransformer(weights: weights)
         ema = FluxWeights.zeros(config)
@@ -143,15 +145,15 @@ public final class Pretraining {
             try restore(from: file)
             log?("resumed from \(stateURL.path) at step \(step)")
         } else {
-            if let dir = opts.initialWeights { try initialise(from: URL(fileURLWithPath: dir), config: config) }
+            if let initial { try initialise(from: initial, path: opts.initialWeights ?? "") }
             for (e, w) in zip(ema.tensors, model.weights.tensors) { e.tensor.copy(from: w.tensor) }
             ema.markChanged()
             if let dir = opts.initialWeights { log?("started from the weights of \(dir)") }
         }
     }
 
-    /// Copies a saved model's weights into the model being trained (same shape required).
-    private func initialise(from dir: URL, config: FluxConfig) throws {
+    /// A saved model's weights, which must have the run's shape.
+    private static func loadInitialWeights(_ dir: URL, config: FluxConfig) throws -> FluxWeights {
         let saved: FluxWeights
         do { saved = try FluxCheckpoint.load(directory: dir) } catch {
             throw PretrainingError.badInitialWeights(dir.path, "\(error)")
@@ -159,9 +161,14 @@ public final class Pretraining {
         guard saved.config == config else {
             throw PretrainingError.badInitialWeights(dir.path, "its config.json describes another model shape than the run's options")
         }
+        return saved
+    }
+
+    /// Copies a saved model's weights into the model being trained.
+    private func initialise(from saved: FluxWeights, path: String) throws {
         for w in model.weights.tensors {
             guard let t = saved.tensors.first(where: { $0.name == w.name })?.tensor, t.count == w.tensor.count else {
-                throw PretrainingError.badInitialWeights(dir.path, "no tensor \(w.name) of shape \(w.tensor.shape)")
+                throw PretrainingError.badInitialWeights(path, "no tensor \(w.name) of shape \(w.tensor.shape)")
             }
             w.tensor.copy(from: t)
         }

@@ -25,7 +25,7 @@ enum RefactorCommand: TrainCommand {
       --out/refactor-state.safetensors when it exists (same options); SIGINT/SIGTERM checkpoint and stop.
       --ablation also evaluates DK-DM alone and runs NO-RL alone from the base model.
       --policy-steps N continues DK-DM for N steps on the policy's own samples of the implicit prompts,
-      redrawn every --policy-refresh steps (default 200 steps at lr 3e-3, refresh 50; 0: no such phase).
+      redrawn every --policy-refresh steps (default 50), at --policy-lr (default 3e-3); off by default.
       --kl-reference start holds NO-RL to the adapter it starts from (default base: adapter off);
       --rl-conditional trains NO-RL's conditional velocity instead of the guided one that sampled its groups
       (NegativeOnlyRLOptions.guidedPolicy, on by default).
@@ -91,6 +91,9 @@ enum RefactorCommand: TrainCommand {
         }
         if let v = try f.int("policy-steps") {
             if v <= 0 { o.dkdmOnPolicy = nil } else { o.dkdmOnPolicy = o.dkdmOnPolicy ?? .init(); o.dkdmOnPolicy?.steps = v }
+        }
+        if (f.string("policy-lr") != nil || f.string("policy-refresh") != nil) && o.dkdmOnPolicy == nil {
+            throw UsageError(description: "--policy-lr and --policy-refresh need --policy-steps N (N > 0)")
         }
         if let v = try f.float("policy-lr") { o.dkdmOnPolicy?.learningRate = v }
         if let v = try f.int("policy-refresh") { o.dkdmOnPolicy?.refreshEvery = v }
