@@ -16,7 +16,8 @@ enum PretrainCommand: TrainCommand {
                                   [--pool N] [--text-tokens N] [--layers N] [--single-layers N] [--heads N]
                                   [--head-dim N] [--rope-axes A,B,C] [--fixed-geometry N] [--geometry-ramp N]
                                   [--time-shift S] [--sampling-shift S] [--init MODEL_DIR] [--minilm DIR]
-      Trains from scratch (or from the weights of --init MODEL_DIR, whose shape must match), or resumes from DIR/pretrain-state.safetensors when it exists (same options).
+      Trains from scratch (or from the weights of --init MODEL_DIR, whose shape must match), or resumes
+      from DIR/pretrain-state.safetensors when it exists (same options).
       Writes the model to DIR (default models/mini): config.json, diffusion_pytorch_model.safetensors
       (EMA weights), erudiff.json, training.json. --minutes stops early (checkpointed) after M minutes of
       wall time; run the same command again to continue. SIGINT/SIGTERM checkpoint and stop.
