@@ -145,9 +145,8 @@ public final class Pretraining {
             try restore(from: file)
             log?("resumed from \(stateURL.path) at step \(step)")
         } else {
-            if let initial { try initialise(from: initial, path: opts.initialWeights ?? "") }
-            for (e, w) in zip(ema.tensors, model.weights.tensors) { e.tensor.copy(from: w.tensor) }
-            ema.markChanged()
+            if let initial { model.weights.copy(from: initial) }
+            ema.copy(from: model.weights)
             if let dir = opts.initialWeights { log?("started from the weights of \(dir)") }
         }
     }
@@ -162,17 +161,6 @@ public final class Pretraining {
             throw PretrainingError.badInitialWeights(dir.path, "its config.json describes another model shape than the run's options")
         }
         return saved
-    }
-
-    /// Copies a saved model's weights into the model being trained.
-    private func initialise(from saved: FluxWeights, path: String) throws {
-        for w in model.weights.tensors {
-            guard let t = saved.tensors.first(where: { $0.name == w.name })?.tensor, t.count == w.tensor.count else {
-                throw PretrainingError.badInitialWeights(path, "no tensor \(w.name) of shape \(w.tensor.shape)")
-            }
-            w.tensor.copy(from: t)
-        }
-        model.weights.markChanged()
     }
 
     /// Whether every planned step has been taken.

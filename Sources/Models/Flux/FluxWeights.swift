@@ -199,7 +199,15 @@ public final class FluxWeights {
     /// A copy whose tensors live in one owned buffer (e.g. to train a memory-mapped checkpoint).
     public func contiguousCopy() -> FluxWeights {
         let copy = FluxWeights.zeros(config)
-        for (dst, src) in zip(copy.tensors, tensors) { dst.tensor.copy(from: src.tensor) }
+        copy.copy(from: self)
         return copy
+    }
+
+    /// Overwrites every tensor with `other`'s (same config, so the same names in the same order) and
+    /// marks the weights changed.
+    public func copy(from other: FluxWeights) {
+        precondition(other.config == config, "copying weights of another model shape")
+        for (dst, src) in zip(tensors, other.tensors) { dst.tensor.copy(from: src.tensor) }
+        markChanged()
     }
 }
