@@ -26,6 +26,9 @@ extension MethodTable {
             o.preserveWeight = try params.float("preserveWeight", default: o.preserveWeight, in: 0...1e6)
             if let k = try params.optionalInt("keepPerStep", in: 0...1024) { o.keepPerStep = k }
             try MatchParams.anchors(params, into: &o)
+            if o.verifyAnchors, let p = pairs.first(where: { Caption.parse($0.explicit) == nil }) {
+                throw RPCError.invalidParams("\"anchors.verify\": the explicit prompt \"\(p.explicit)\" of pair \"\(p.id)\" is not a caption of the world, so its anchors cannot be verified")
+            }
             try MatchParams.replay(params, into: &o)
             o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)
             let lora = try TrainingParams.lora(params, base: o.lora)
@@ -53,6 +56,10 @@ extension MethodTable {
                         "dislocation": ["before": TrainingParams.dislocation(r.dislocationBefore),
                                         "after": TrainingParams.dislocation(r.dislocationAfter)],
                         "pairs": .int(Int64(pairs.count)),
+                        "anchorCheck": r.anchorCheck.map { c in
+                            ["verified": .int(Int64(c.verified)), "accepted": .int(Int64(c.accepted)),
+                             "short": .int(Int64(c.short)), "none": .int(Int64(c.none))]
+                        } ?? .null,
                     ], computeSeconds: r.elapsedSeconds)
                 })
         })
@@ -86,13 +93,23 @@ enum MatchParams {
         return try TrainingParams.items(set, knowledge: engine.knowledge()).map(KnowledgePair.init)
     }
 
-    /// `anchors: {perPair, source, refreshEvery, steps, guidance, seed}`.
+    /// `anchors: {perPair, source, refreshEvery, verify, maxDraws, steps, guidance, seed}`.
     static func anchors(_ params: Params, into o: inout DistributionMatchingOptions) throws {
         guard let a = try params.nested("anchors") else { return }
         o.anchorsPerPair = try a.int("perPair", default: o.anchorsPerPair, in: 1...256)
         let source = try a.choice("source", ["reference", "policy"], default: "reference")
         let refresh = try a.int("refreshEvery", default: 50, in: 1...1_000_000)
         o.anchorSource = source == "reference" ? .reference : .policy(refreshEvery: refresh)
+        o.verifyAnchors = try a.bool("verify", default: o.verifyAnchors)
+        if o.verifyAnchors && source != "reference" {
+            throw RPCError.invalidParams("\"anchors.verify\" needs reference anchors (\"anchors.source\": \"reference\")")
+        }
+        if let m = try a.optionalInt("maxDraws", in: 1...1024) {
+            guard m >= o.anchorsPerPair else {
+                throw RPCError.invalidParams("\"anchors.maxDraws\" (\(m)) must be at least \"anchors.perPair\" (\(o.anchorsPerPair))")
+            }
+            o.maxAnchorDraws = m
+        }
         var sampling = o.anchors.sampling
         sampling.steps = try a.int("steps", default: sampling.steps, in: 1...1000)
         sampling.guidance = try a.float("guidance", default: sampling.guidance ?? 1, in: 0...100)

@@ -44,8 +44,14 @@ public final class AnchorBank {
 
     /// The (prompt, index) requests still missing for `count` anchors of each of `prompts`.
     public func missing(_ prompts: [String], count: Int) -> [BatchedSampling.Request] {
+        missing(prompts.map { ($0, count) })
+    }
+
+    /// The (prompt, index) requests still missing for `count` anchors of each target's prompt (the
+    /// first target of a prompt given twice counts).
+    public func missing(_ targets: [(prompt: String, count: Int)]) -> [BatchedSampling.Request] {
         var seen = Set<String>(), out: [BatchedSampling.Request] = []
-        for p in prompts where seen.insert(p).inserted {
+        for (p, count) in targets where seen.insert(p).inserted {
             for j in self.count(p)..<max(count, self.count(p)) {
                 out.append(.init(prompt: p, seed: SeedHash.seed(settings.seed, p, j)))
             }
@@ -56,7 +62,12 @@ public final class AnchorBank {
     /// A procedure that samples the missing anchors (with the reference model) and stores them when
     /// it finishes; nil when nothing is missing.
     public func fill(model: FlowModel, prompts: [String], count: Int, chunk: Int? = nil) throws -> AnchorFill? {
-        let req = missing(prompts, count: count)
+        try fill(model: model, targets: prompts.map { ($0, count) }, chunk: chunk)
+    }
+
+    /// As `fill(model:prompts:count:chunk:)` with a count per prompt.
+    public func fill(model: FlowModel, targets: [(prompt: String, count: Int)], chunk: Int? = nil) throws -> AnchorFill? {
+        let req = missing(targets)
         guard !req.isEmpty else { return nil }
         return AnchorFill(bank: self, sampling: try BatchedSampling(model: model, requests: req, settings: settings.sampling,
                                                                     chunk: chunk))

@@ -17,11 +17,16 @@ import World
 /// over the stacked [implicit; explicit; unconditional; replay] batch and one no-grad reference forward
 /// (adapter off, shared inference workspace) for all targets.
 ///
-/// Units: the dislocation before, anchor sampling, replay sampling, each training step (and policy
+/// With `verifyAnchors` the anchors x0 are only those the world verifier reads as their explicit
+/// prompt states (`VerifiedAnchors`); the dislocation is still measured on the unverified ones.
+///
+/// Units: the dislocation before, anchor sampling (rounds of it when verified), replay sampling, each training step (and policy
 /// anchor refreshes), the dislocation after. Every step's draws come from (seed, step), so a run
 /// resumed from `save(into:)` continues exactly as an uninterrupted one.
 public final class DistributionMatching: Procedure {
     public typealias Options = DistributionMatchingOptions
+
+    public typealias AnchorCheck = VerifiedAnchors.Report
 
     public struct Result: Codable, Equatable, Sendable {
         public var steps: Int
@@ -31,6 +36,8 @@ public final class DistributionMatching: Procedure {
         public var matchLoss: [Float]
         public var dislocationBefore: DislocationReport?
         public var dislocationAfter: DislocationReport?
+        /// What verification made of the anchors (nil: not verified).
+        public var anchorCheck: AnchorCheck?
         /// Seconds spent in units (summed over resumptions).
         public var elapsedSeconds: Double
     }
@@ -52,6 +59,8 @@ public final class DistributionMatching: Procedure {
     private var after: DislocationReport?
     private var elapsed = 0.0
     private var current: AnyUnitRunner?
+    /// The anchors each pair trains on, when they are verified.
+    private var verified: VerifiedAnchors?
     /// Set while `probe` runs the setup stages: stops before the first training step.
     private var holdTraining = false
 
@@ -86,6 +95,10 @@ public final class DistributionMatching: Procedure {
         self.pairs = pairs
         self.options = options
         self.bank = bank ?? AnchorBank(settings: options.anchors, model: model)
+        if options.verifyAnchors {
+            verified = try VerifiedAnchors(pairs: pairs, perPair: options.anchorsPerPair,
+                                           maxDraws: options.maxAnchorDraws ?? 3 * options.anchorsPerPair)
+        }
     }
 
     public var isFinished: Bool { stage == .done }
@@ -93,7 +106,7 @@ public final class DistributionMatching: Procedure {
     public var output: Result? {
         guard stage == .done else { return nil }
         return Result(steps: step, loss: losses, matchLoss: matchLosses, dislocationBefore: before,
-                      dislocationAfter: after, elapsedSeconds: elapsed)
+                      dislocationAfter: after, anchorCheck: verified?.report, elapsedSeconds: elapsed)
     }
 
     public func next() throws -> ProcedureProgress? {
@@ -119,8 +132,7 @@ public final class DistributionMatching: Procedure {
                 current = AnyUnitRunner(try DislocationMeasurement(model: model, pairs: pairs, bank: bank,
                                                                    settings: options.dislocation!))
             case .anchors:
-                if options.anchorSource == .reference,
-                   let f = try bank.fill(model: model, prompts: pairs.map(\.explicit), count: options.anchorsPerPair) {
+                if options.anchorSource == .reference, let f = try nextAnchorFill() {
                     current = AnyUnitRunner(f)
                 } else {
                     stage = .replay
@@ -176,7 +188,7 @@ public final class DistributionMatching: Procedure {
             after = r.result as? DislocationReport
             stage = .done
         case .anchors:
-            stage = .replay
+            break  // verified anchors may need another round of draws
         case .replay:
             let s = r.base as! BatchedSampling
             replayX0 = s.tokens
@@ -233,6 +245,16 @@ public final class DistributionMatching: Procedure {
         }
     }
 
+    /// The next round of reference anchors to draw; nil when the bank holds all the run needs.
+    private func nextAnchorFill() throws -> AnchorFill? {
+        guard var v = verified else {
+            return try bank.fill(model: model, prompts: pairs.map(\.explicit), count: options.anchorsPerPair)
+        }
+        try v.update(bank: bank, packing: model.packing)
+        verified = v
+        return try bank.fill(model: model, targets: v.targets(bank: bank))
+    }
+
     private func startReplay() throws {
         guard options.replaySource == .reference else { return }
         var settings = bank.settings.sampling
@@ -279,7 +301,13 @@ public final class DistributionMatching: Procedure {
         let u = try model.unconditional()
         for i in 0..<b {
             let p = b <= pairs.count ? order[i] : rng.int(below: pairs.count)
-            let x0 = try anchor(pair: p, rng.int(below: options.anchorsPerPair))
+            let x0: UnsafePointer<Float>
+            if let v = verified {
+                let usable = v.usable(p)
+                x0 = try anchor(pair: p, usable[rng.int(below: usable.count)])
+            } else {
+                x0 = try anchor(pair: p, rng.int(below: options.anchorsPerPair))
+            }
             let t = options.timeSampling.draw(&rng)
             rng.fillNormal(noise.data, count: per)
             let xt = trainX.data + i * per
@@ -455,6 +483,11 @@ public final class DistributionMatching: Procedure {
         if a.has(prefix + "policy_x0") {
             policyX0 = try a.tensor(prefix + "policy_x0", count: pairs.count * options.anchorsPerPair * bank.anchorSize)
             policyRound = try a.int(prefix + "policy_round")
+        }
+        if var v = verified {
+            // The verdicts are not saved: they follow from the bank's images.
+            try v.update(bank: bank, packing: model.packing)
+            verified = v
         }
         stage = s
     }

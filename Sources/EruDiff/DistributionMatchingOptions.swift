@@ -37,6 +37,12 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
     public var anchorSource: AnchorSource = .reference
     /// How anchors are sampled (ignored when the run is given a bank: the bank's settings win).
     public var anchors = AnchorBank.Settings()
+    /// Train only on reference anchors the world verifier reads as their explicit caption states,
+    /// drawing more of a pair's anchors until `anchorsPerPair` verify (`VerifiedAnchors`). Needs
+    /// reference anchors and explicit prompts that are captions of the world.
+    public var verifyAnchors = false
+    /// Most anchors drawn per pair when verifying (nil: 3 × `anchorsPerPair`).
+    public var maxAnchorDraws: Int? = nil
     /// λ_keep: weight of the keep terms on the explicit prompt and on the unconditional input.
     public var preserveWeight: Float = 1
     /// Pairs of each batch whose keep rows (explicit and unconditional) are trained (nil: all of them).
@@ -78,6 +84,10 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
         guard rowsPerPass > 0 && rowsPerPass <= 4096 else { throw bad("rowsPerPass must be in 1...4096") }
         guard anchorsPerPair > 0 && anchorsPerPair <= 256 else { throw bad("anchors.perPair must be in 1...256") }
         if case let .policy(k) = anchorSource, k <= 0 { throw bad("anchors.refreshEvery must be positive") }
+        if verifyAnchors && anchorSource != .reference { throw bad("anchors.verify needs reference anchors") }
+        if let m = maxAnchorDraws {
+            guard m >= anchorsPerPair && m <= 1024 else { throw bad("anchors.maxDraws must be in perPair...1024") }
+        }
         try anchors.sampling.validate("anchors")
         guard preserveWeight.isFinite && preserveWeight >= 0 else { throw bad("preserveWeight must be ≥ 0") }
         if let k = keepPerStep { guard k >= 0 && k <= 1024 else { throw bad("keep.perStep must be in 0...1024") } }

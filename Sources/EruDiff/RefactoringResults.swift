@@ -97,6 +97,10 @@ public struct RefactoringResults: Codable, Equatable, Sendable {
             s += "- \(name): \(d.steps) steps, loss \(f(d.loss.prefix(10).mean)) → \(f(d.loss.suffix(10).mean)) "
                 + "(matching term \(f(d.matchLoss.prefix(10).mean, 4)) → \(f(d.matchLoss.suffix(10).mean, 4))), "
                 + String(format: "%.0f s\n", d.elapsedSeconds)
+            if let c = d.anchorCheck {
+                s += "  - verified anchors: \(c.accepted) of \(c.verified) accepted; \(c.short) explicit prompts short of "
+                    + "their anchors per pair, \(c.none) with none (trained on unverified anchors)\n"
+            }
         }
         for (name, r) in [("NO-RL after DK-DM", norl), ("NO-RL only", norlOnly)] {
             guard let r else { continue }

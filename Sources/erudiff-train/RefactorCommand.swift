@@ -13,7 +13,8 @@ enum RefactorCommand: TrainCommand {
     static let usage = """
     usage: erudiff-train refactor [--model DIR] [--out DIR] [--seed N] [--ablation] [--threads N] [--minilm DIR]
         [--eval-samples N] [--eval-steps N] [--explicit-count N] [--guidance W]
-        [--dkdm-steps N] [--dkdm-batch N] [--dkdm-lr X] [--anchors K] [--anchor-steps N] [--keep W] [--keep-rows N]
+        [--dkdm-steps N] [--dkdm-batch N] [--dkdm-lr X] [--anchors K] [--anchor-steps N] [--verify-anchors] [--anchor-draws N]
+        [--keep W] [--keep-rows N]
         [--replay N] [--replay-pool N] [--replay-weight W] [--replay-source reference|rendered] [--time-sampling uniform|logit-normal[:m:s]|shifted:s]
         [--lora-rank R] [--lora-alpha A] [--lora-targets default|all] [--policy-steps N] [--policy-lr X] [--policy-refresh N]
         [--rl-rounds N] [--rl-steps N] [--rl-group G] [--rl-batch N] [--rl-prompts N] [--rl-captions N]
@@ -26,6 +27,8 @@ enum RefactorCommand: TrainCommand {
       --ablation also evaluates DK-DM alone and runs NO-RL alone from the base model.
       --policy-steps N continues DK-DM for N steps on the policy's own samples of the implicit prompts,
       redrawn every --policy-refresh steps (default 50), at --policy-lr (default 3e-3); off by default.
+      --verify-anchors trains DK-DM only on reference anchors the world verifier reads as their explicit
+      caption states, drawing up to --anchor-draws per pair (default 3 × --anchors) to find them.
       --kl-reference start holds NO-RL to the adapter it starts from (default base: adapter off);
       --rl-conditional trains NO-RL's conditional velocity instead of the guided one that sampled its groups
       (NegativeOnlyRLOptions.guidedPolicy, on by default).
@@ -36,11 +39,11 @@ enum RefactorCommand: TrainCommand {
         if arguments.contains("--help") || arguments.contains("-h") { print(usage); return }
         let f = try Flags(arguments, valued: [
             "model", "out", "seed", "threads", "minilm", "eval-samples", "eval-steps", "explicit-count", "guidance",
-            "dkdm-steps", "dkdm-batch", "dkdm-lr", "anchors", "anchor-steps", "keep", "keep-rows", "replay", "replay-pool", "replay-weight", "replay-source",
+            "dkdm-steps", "dkdm-batch", "dkdm-lr", "anchors", "anchor-steps", "anchor-draws", "keep", "keep-rows", "replay", "replay-pool", "replay-weight", "replay-source",
             "time-sampling", "policy-steps", "policy-lr", "policy-refresh", "lora-rank", "lora-alpha", "lora-targets", "rl-rounds", "rl-steps", "rl-group", "rl-batch",
             "rl-prompts", "rl-captions", "rl-kinds", "rl-lr", "beta", "amax", "kl", "kl-reference", "sde-noise", "rl-sample-steps", "rl-time-sampling",
             "checkpoint-seconds",
-        ], boolean: ["ablation", "rl-conditional"])
+        ], boolean: ["ablation", "rl-conditional", "verify-anchors"])
         if let t = try f.int("threads") { BLAS.setThreads(t); Parallel.threads = max(1, t) }
         let modelDir = URL(fileURLWithPath: f.string("model") ?? "models/mini")
         let out = URL(fileURLWithPath: f.string("out") ?? "out/refactor")
@@ -65,6 +68,8 @@ enum RefactorCommand: TrainCommand {
         if let v = try f.float("dkdm-lr") { o.dkdm.learningRate = v }
         if let v = try f.int("anchors") { o.dkdm.anchorsPerPair = v }
         if let v = try f.int("anchor-steps") { o.dkdm.anchors.sampling.steps = v }
+        if f.has("verify-anchors") { o.dkdm.verifyAnchors = true }
+        if let v = try f.int("anchor-draws") { o.dkdm.maxAnchorDraws = v }
         if let v = try f.float("keep") { o.dkdm.preserveWeight = v }
         if let v = try f.int("keep-rows") { o.dkdm.keepPerStep = v }
         if let v = try f.int("replay") { o.dkdm.replayPerStep = v }

@@ -113,6 +113,11 @@ BAD = [
     ("matchDistributions", {"anchors": {"perPair": 0}}, "anchors.perPair"),
     ("matchDistributions", {"anchors": {"source": "dataset"}}, "anchors.source"),
     ("matchDistributions", {"anchors": {"bogus": 1}}, "anchors.bogus"),
+    ("matchDistributions", {"anchors": {"verify": "yes"}}, "anchors.verify"),
+    ("matchDistributions", {"anchors": {"verify": True, "source": "policy"}}, "anchors.verify"),
+    ("matchDistributions", {"anchors": {"verify": True, "perPair": 4, "maxDraws": 3}}, "anchors.maxDraws"),
+    ("matchDistributions", {"anchors": {"verify": True}, "pairs": [{"implicit": "x", "explicit": "a nice day"}]},
+     "anchors.verify"),
     ("matchDistributions", {"lora": {"rank": 0}}, "lora.rank"),
     ("matchDistributions", {"learningRate": -1}, "learningRate"),
     ("matchDistributions", {"timeSampling": "gaussian"}, "timeSampling"),
@@ -182,9 +187,20 @@ def test_match_distributions_trains_and_checkpoints_the_adapter(engine, contract
     assert a["steps"] == 3 and a["saved"] and a["rank"] == 8 and a["checkpoint"]["path"] == r["checkpoint"]
     # The current adapter is trained on (steps add up); another shape without freshAdapter is an error.
     r = result(engine, contract, "matchDistributions", dict(SMALL_MATCH, steps=2, dislocation=False))
-    assert r["adapterSteps"] == 5 and r["dislocationBefore"] is None
+    assert r["adapterSteps"] == 5 and r["dislocationBefore"] is None and r["anchorCheck"] is None
     r = call(engine, contract, "matchDistributions", dict(SMALL_MATCH, lora={"rank": 4}))
     assert r["error"]["code"] == -32602 and "freshAdapter" in r["error"]["message"]
+
+
+def test_match_distributions_with_verified_anchors(engine, contract):
+    # Up to 2 anchors per prompt are drawn and read by the verifier; a prompt with no accepted one
+    # is both short and none (1 anchor per pair wanted).
+    r = result(engine, contract, "matchDistributions", dict(SMALL_MATCH, steps=1, dislocation=False, freshAdapter=True,
+                                                            anchors={"perPair": 1, "steps": 4, "verify": True, "maxDraws": 2}))
+    c = r["anchorCheck"]
+    assert 2 <= c["verified"] <= 4 and 0 <= c["accepted"] <= c["verified"]
+    assert c["short"] == c["none"] and 0 <= c["none"] <= 2
+    assert c["accepted"] >= 2 - c["none"]
 
 
 def test_match_distributions_on_a_set(engine, contract):
