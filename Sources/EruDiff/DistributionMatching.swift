@@ -20,9 +20,9 @@ import World
 /// With `verifyAnchors` the anchors x0 are only those the world verifier reads as their explicit
 /// prompt states (`VerifiedAnchors`); the dislocation is still measured on the unverified ones.
 ///
-/// Units: the dislocation before, anchor sampling (rounds of it when verified), replay sampling, each training step (and policy
-/// anchor refreshes), the dislocation after. Every step's draws come from (seed, step), so a run
-/// resumed from `save(into:)` continues exactly as an uninterrupted one.
+/// Units: the dislocation before, anchor sampling (rounds of it when verified), replay sampling,
+/// each training step (and policy anchor refreshes), the dislocation after. Every step's draws come
+/// from (seed, step), so a run resumed from `save(into:)` continues exactly as an uninterrupted one.
 public final class DistributionMatching: Procedure {
     public typealias Options = DistributionMatchingOptions
 

@@ -104,6 +104,29 @@ final class VerifiedAnchorsTests: XCTestCase {
         XCTAssertNotEqual(unverified, rightOnly)
     }
 
+    /// A run stopped during training and resumed from its saved state (which holds the bank, not the
+    /// verdicts) trains on the same anchors: the same adapter as an uninterrupted run.
+    func testResumeChoosesTheSameAnchors() throws {
+        let pairs = TinyModel.trainPairs(3)
+        let rightness = Array(repeating: [false, true, false, true], count: 3)
+        let o = options(perPair: 2, maxDraws: 4, steps: 6)
+        let m1 = try TinyModel.model()
+        let full = try DistributionMatching(model: m1, pairs: pairs, options: o, bank: try bank(m1, pairs, rightness)).run()
+        XCTAssertEqual(full.anchorCheck, .init(verified: 12, accepted: 6, short: 0, none: 0))
+        let m2 = try TinyModel.model()
+        let a = try DistributionMatching(model: m2, pairs: pairs, options: o, bank: try bank(m2, pairs, rightness))
+        while a.step < 3 { _ = try a.next() }
+        let archive = StateArchive()
+        try a.save(into: archive, prefix: "dkdm.")
+        let m3 = try TinyModel.model()
+        let b = try DistributionMatching(model: m3, pairs: pairs, options: o)
+        try b.restore(from: archive, prefix: "dkdm.")
+        let r = try b.run()
+        XCTAssertTrue(try XCTUnwrap(m3.adapter).flat.array == XCTUnwrap(m1.adapter).flat.array, "the adapters differ")
+        XCTAssertEqual(r.loss, full.loss)
+        XCTAssertEqual(r.anchorCheck, full.anchorCheck)
+    }
+
     /// Verification needs explicit prompts the verifier can check, and reference anchors.
     func testRefusesWhatCannotBeVerified() throws {
         let m = try TinyModel.model()
