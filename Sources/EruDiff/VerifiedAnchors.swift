@@ -35,6 +35,9 @@ public struct VerifiedAnchors {
     let maxDraws: Int
     /// Verdicts per explicit prompt, by anchor index (grows as the bank does).
     private var verdicts: [String: [Bool]] = [:]
+    /// The first `perPair` accepted indices per explicit prompt, kept with the verdicts so that a
+    /// training step reads them instead of filtering the verdicts for every batch row.
+    private var accepted: [String: [Int]] = [:]
 
     /// Throws when an explicit prompt states no shape the verifier could check.
     init(pairs: [KnowledgePair], perPair: Int, maxDraws: Int) throws {
@@ -62,12 +65,11 @@ public struct VerifiedAnchors {
                 list.append(KnowledgeMetrics.isCorrect(found: v.attributes, expected: expected[p]))
             }
             verdicts[prompt] = list
+            accepted[prompt] = Array(list.indices.filter { list[$0] }.prefix(perPair))
         }
     }
 
-    private func acceptedIndices(_ prompt: String) -> [Int] {
-        Array((verdicts[prompt] ?? []).indices.filter { verdicts[prompt]![$0] }.prefix(perPair))
-    }
+    private func acceptedIndices(_ prompt: String) -> [Int] { accepted[prompt] ?? [] }
 
     /// Anchor counts to fill the bank to: each prompt short of `perPair` accepted anchors gets as many
     /// more draws as it lacks accepted ones (never past `maxDraws`). Empty when no more draws are needed.
