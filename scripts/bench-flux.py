@@ -3,10 +3,12 @@
 
 Run with the reference venv after building the bench (release):
     swift build -c release --product erudiff-bench
-    $(scripts/ref-venv) scripts/bench-flux.py [--bin .build/release/erudiff-bench] [--rounds 3]
+    $(scripts/ref-venv) scripts/bench-flux.py [--bin .build/release/erudiff-bench] [--rounds 3] [--model DIR]
 
 Shape (the default model): 64 image tokens (32x32 RGB packed 4x4, 48 channels), 16 text tokens, width 128
-(4 heads x 32), 2 double + 4 single blocks, axes_dims_rope (8, 12, 12), MiniLM widths (384).
+(4 heads x 32), 2 double + 4 single blocks, axes_dims_rope (8, 12, 12), MiniLM widths (384), random weights.
+--model DIR measures a saved model instead (diffusers layout, e.g. models/mini): its config, its weights and
+its text length (erudiff.json's text_tokens).
 Measured, each as the best of several repetitions, rounds alternating between PyTorch (2 threads) and our
 `erudiff-bench flux` (2 threads) on the weights this script saves:
   forward at batch 1 and 8; a training step at batch 32 (forward, MSE on eps - x0, backward, AdamW);
@@ -22,7 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = dict(patch_size=1, in_channels=48, num_layers=2, num_single_layers=4, attention_head_dim=32,
               num_attention_heads=4, joint_attention_dim=384, pooled_projection_dim=384, guidance_embeds=False,
               axes_dims_rope=[8, 12, 12])
-TEXT, GRID = 16, 8
+GRID = 8
+TEXT = 16  # text tokens; --model takes its own
 
 
 def best_time(fn, budget=1.0, min_reps=3):
@@ -99,13 +102,25 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release", "erudiff-bench"))
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--model", help="a saved model folder (diffusers layout) instead of the default shape")
     a = ap.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    model = FluxTransformer2DModel(**CONFIG).float()
-    with torch.no_grad():  # non-trivial weights everywhere (diffusers' init leaves nothing at zero anyway)
-        for p in model.parameters():
-            p.add_(0.01 * torch.randn_like(p))
+    global TEXT
+    if a.model:
+        model = FluxTransformer2DModel.from_pretrained(a.model).float()
+        extra = os.path.join(a.model, "erudiff.json")
+        if os.path.exists(extra):
+            TEXT = json.load(open(extra)).get("text_tokens", TEXT)
+        c = model.config
+        print(f"model {a.model}: {c.num_layers} double + {c.num_single_layers} single blocks, "
+              f"{c.num_attention_heads} x {c.attention_head_dim}, {TEXT} text tokens, "
+              f"{sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)
+    else:
+        model = FluxTransformer2DModel(**CONFIG).float()
+        with torch.no_grad():  # non-trivial weights everywhere (diffusers' init leaves nothing at zero anyway)
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn_like(p))
     items = torch_items(model)
     names = list(items)
     torch_best = {n: float("inf") for n in names}
