@@ -5,7 +5,10 @@
 //   and polynomial as the portable Swift version (VectorMath.exp8), 2^n applied with scalef; absolute
 //   error of tanh below 1e-7;
 // - softmax rows, on the same e^x.
+// CPUs with AVX2 but not AVX-512 run activations_avx2.c (the same formulas, 8 lanes).
 #include "CKernels.h"
+#include "kernels_avx2.h"
+#include "activation_constants.h"
 #include <immintrin.h>
 
 typedef __m512 (*Map16)(__m512);
@@ -21,19 +24,6 @@ static inline void map512(const float *x, float *y, long n, Map16 f) {
     }
 }
 
-#define A13 -2.72614225801306e-10f
-#define A11 2.77068142495902e-08f
-#define A9 -2.10102402082508e-06f
-#define A7 -5.69250639462346e-05f
-#define A5 -7.34990630326855e-04f
-#define A3 -2.95459980854025e-03f
-#define A1 -1.60960333262415e-02f
-#define B8 -1.45660718464996e-05f
-#define B6 -2.13374055278905e-04f
-#define B4 -1.68282697438203e-03f
-#define B2 -7.37332916720468e-03f
-#define B0 -1.42647390514189e-02f
-#define INV_SQRT2 0.7071067811865476f
 
 static float gelu1(float v) {
     float x = v * INV_SQRT2;
@@ -70,12 +60,12 @@ __attribute__((target("avx512f")))
 static void geluErf512(const float *x, float *y, long n) { map512(x, y, n, geluErf16); }
 
 void erudiff_gelu_erf(const float *x, float *y, long n) {
-    if (erudiff_avx512_available()) { geluErf512(x, y, n); return; }
+    const int level = erudiff_kernel_level();
+    if (level >= ERUDIFF_KERNELS_AVX512) { geluErf512(x, y, n); return; }
+    if (level == ERUDIFF_KERNELS_AVX2) { erudiff_gelu_erf_avx2(x, y, n); return; }
     for (long i = 0; i < n; i++) y[i] = gelu1(x[i]);
 }
 
-#define K0 0.7978845608028654f
-#define K1 0.044715f
 
 __attribute__((target("avx512f")))
 static __m512 exp16(__m512 x) {
@@ -140,14 +130,18 @@ static void geluTanhBackward512(const float *dy, const float *x, float *dx, long
 }
 
 int erudiff_gelu_tanh(const float *x, float *y, long n) {
-    if (!erudiff_avx512_available()) return 0;
-    geluTanh512(x, y, n);
+    const int level = erudiff_kernel_level();
+    if (level >= ERUDIFF_KERNELS_AVX512) geluTanh512(x, y, n);
+    else if (level == ERUDIFF_KERNELS_AVX2) erudiff_gelu_tanh_avx2(x, y, n);
+    else return 0;
     return 1;
 }
 
 int erudiff_gelu_tanh_backward(const float *dy, const float *x, float *dx, long n) {
-    if (!erudiff_avx512_available()) return 0;
-    geluTanhBackward512(dy, x, dx, n);
+    const int level = erudiff_kernel_level();
+    if (level >= ERUDIFF_KERNELS_AVX512) geluTanhBackward512(dy, x, dx, n);
+    else if (level == ERUDIFF_KERNELS_AVX2) erudiff_gelu_tanh_backward_avx2(dy, x, dx, n);
+    else return 0;
     return 1;
 }
 
@@ -182,7 +176,9 @@ static void softmax512(const float *x, float *y, long n) {
 }
 
 int erudiff_softmax_row(const float *x, float *y, long n) {
-    if (!erudiff_avx512_available()) return 0;
-    softmax512(x, y, n);
+    const int level = erudiff_kernel_level();
+    if (level >= ERUDIFF_KERNELS_AVX512) softmax512(x, y, n);
+    else if (level == ERUDIFF_KERNELS_AVX2) erudiff_softmax_row_avx2(x, y, n);
+    else return 0;
     return 1;
 }

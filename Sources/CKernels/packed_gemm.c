@@ -2,8 +2,10 @@
 // a few rows of A (a batch-1 text encoding: about ten tokens) costs more than the product: the weight
 // is read, rearranged and written before any arithmetic. Here the rearrangement happens at load time
 // and each call is a plain broadcast-FMA loop: for a strip of 32 output columns and up to 12 rows,
-// 24 AVX-512 accumulators stay in registers while k runs, and the strip is read contiguously.
+// 24 AVX-512 accumulators stay in registers while k runs, and the strip is read contiguously. CPUs with
+// AVX2 but not AVX-512 run packed_gemm_avx2.c on the same packing.
 #include "CKernels.h"
+#include "kernels_avx2.h"
 #include <immintrin.h>
 
 #define MAX_ROWS 12
@@ -85,8 +87,12 @@ static void gemm(int m, int n, int k, const float *a, int lda, const float *pack
     }
 }
 
-void erudiff_sgemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, int s0, int s1,
-                          float beta, float *c, int ldc) {
-    if (m <= 0 || n <= 0 || s1 <= s0 || !erudiff_avx512_available()) return;
-    gemm(m, n, k, a, lda, packed, s0, s1, beta, c, ldc);
+int erudiff_sgemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, int s0, int s1,
+                         float beta, float *c, int ldc) {
+    const int level = erudiff_kernel_level();
+    if (level < ERUDIFF_KERNELS_AVX2) return 0;
+    if (m <= 0 || n <= 0 || s1 <= s0) return 1;
+    if (level >= ERUDIFF_KERNELS_AVX512) gemm(m, n, k, a, lda, packed, s0, s1, beta, c, ldc);
+    else erudiff_sgemm_packed_avx2(m, n, k, a, lda, packed, s0, s1, beta, c, ldc);
+    return 1;
 }

@@ -35,7 +35,7 @@ public enum GELU {
             let xs = x + range.lowerBound, ys = y + range.lowerBound, n = range.count
             switch approximation {
             case .tanh:
-                if erudiff_gelu_tanh(xs, ys, n) != 0 { return }  // AVX-512
+                if erudiff_gelu_tanh(xs, ys, n) != 0 { return }  // AVX-512 or AVX2
                 var i = 0
                 while i + 8 <= n { store8(tanhForward(load8(xs + i)), ys + i); i += 8 }
                 if i < n { storePartial(tanhForward(loadPartial(xs + i, n - i)), ys + i, n - i) }
@@ -54,7 +54,7 @@ public enum GELU {
             switch approximation {
             case .tanh:
                 let xs = x + lo, gs = dy + lo, ds = dx + lo
-                if erudiff_gelu_tanh_backward(gs, xs, ds, n) != 0 { return }  // AVX-512
+                if erudiff_gelu_tanh_backward(gs, xs, ds, n) != 0 { return }  // AVX-512 or AVX2
                 var i = 0
                 while i + 8 <= n { store8(load8(ds + i) + load8(gs + i) * tanhDerivative(load8(xs + i)), ds + i); i += 8 }
                 if i < n {

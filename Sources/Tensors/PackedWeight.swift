@@ -6,14 +6,15 @@ import Foundation
 /// OpenBLAS repacks its operand on every GEMM call; for a handful of rows (a batch-1 text encoding
 /// has about ten tokens) that repacking costs more than the arithmetic. A `PackedWeight` does it once,
 /// at load time, into strips of 32 output columns (CKernels), and `forward` is then a plain
-/// register-blocked loop over them, split across threads. On CPUs without AVX-512 it keeps the weight as
-/// given and calls BLAS, so results differ only by float rounding between the two paths.
+/// register-blocked loop over them (AVX-512, or AVX2 + FMA), split across threads. On CPUs with neither,
+/// or with the kernels capped to portable code (`CPUKernels`), it calls BLAS on the weight as given, so
+/// results differ only by float rounding between the paths.
 public final class PackedWeight: @unchecked Sendable {
     /// Output and input features.
     public let outFeatures: Int, inFeatures: Int
     /// Whether this CPU runs the packed kernel (otherwise `forward` uses BLAS on the original weight).
     /// ERUDIFF_PACKED=0 forces the BLAS path (for side-by-side benchmarks).
-    public static let isAvailable = erudiff_avx512_available() != 0
+    public static let isAvailable = CPUKernels.hardware >= .avx2
         && getenv("ERUDIFF_PACKED").map { String(cString: $0) } != "0"
 
     /// The weight as given (kept alive for the BLAS fallback), its first used column and row stride.
@@ -67,7 +68,7 @@ public final class PackedWeight: @unchecked Sendable {
             }
             beta = 1
         }
-        guard let packed else {
+        guard let packed, CPUKernels.current >= .avx2 else {
             BLAS.sgemm(transA: false, transB: true, m: rows, n: n, k: k, alpha: 1, a: x, lda: k, b: weight, ldb: ldw,
                        beta: beta, c: y, ldc: n)
             return
@@ -76,13 +77,14 @@ public final class PackedWeight: @unchecked Sendable {
         // products of a batch-1 encoding made it slower than one thread (measured: 4.7 vs 3.2 ms).
         let threads = rows >= Self.threadedRows ? min(BLAS.threads, Parallel.threads, strips) : 1
         if threads <= 1 {
-            erudiff_sgemm_packed(Int32(rows), Int32(n), Int32(k), x, Int32(k), packed, 0, Int32(strips), beta, y, Int32(n))
+            _ = erudiff_sgemm_packed(Int32(rows), Int32(n), Int32(k), x, Int32(k), packed, 0, Int32(strips), beta, y,
+                                     Int32(n))
             return
         }
         let s = strips
         WorkerPool.run(threads, threads: threads) { t in
-            erudiff_sgemm_packed(Int32(rows), Int32(n), Int32(k), x, Int32(k), packed, Int32(s * t / threads),
-                                 Int32(s * (t + 1) / threads), beta, y, Int32(n))
+            _ = erudiff_sgemm_packed(Int32(rows), Int32(n), Int32(k), x, Int32(k), packed, Int32(s * t / threads),
+                                     Int32(s * (t + 1) / threads), beta, y, Int32(n))
         }
     }
 }

@@ -22,7 +22,7 @@ public enum Softmax {
     /// Softmax of one row of `n` values (shared with attention).
     @inline(__always)
     static func row(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        if erudiff_softmax_row(x, y, n) != 0 { return }  // AVX-512
+        if erudiff_softmax_row(x, y, n) != 0 { return }  // AVX-512 or AVX2
         var m8 = F8(repeating: -.infinity), i = 0
         while i + 8 <= n { m8 = vmax(m8, load8(x + i)); i += 8 }
         var m = hmax(m8)

@@ -71,40 +71,44 @@ final class ForwardTests: XCTestCase {
     }
 
     func testActivations() {
-        var rng = RNG(seed: 33)
-        // Wide range, including values where exp over/underflows inside tanh and sigmoid.
-        let n = 1003
-        let x = randn([n], &rng, std: 4)
-        x[0] = 0; x[1] = -60; x[2] = 60; x[3] = -100; x[4] = 100; x[5] = 1e-4
-        let gt = Tensor(zeros: [n]), ge = Tensor(zeros: [n]), si = Tensor(zeros: [n])
-        GELU.forward(x: x.data, y: gt.data, count: n, approximation: .tanh)
-        GELU.forward(x: x.data, y: ge.data, count: n, approximation: .erf)
-        SiLU.forward(x: x.data, y: si.data, count: n)
-        let X = d(x)
-        assertClose(gt, X.map { 0.5 * $0 * (1 + tanh(0.7978845608028654 * ($0 + 0.044715 * $0 * $0 * $0))) }, "GELU tanh")
-        assertClose(ge, X.map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }, "GELU erf")
-        assertClose(si, X.map { $0 / (1 + exp(-$0)) }, "SiLU")
+        for level in CPUKernels.available { CPUKernels.withLevel(level) {
+            var rng = RNG(seed: 33)
+            // Wide range, including values where exp over/underflows inside tanh and sigmoid.
+            let n = 1003
+            let x = randn([n], &rng, std: 4)
+            x[0] = 0; x[1] = -60; x[2] = 60; x[3] = -100; x[4] = 100; x[5] = 1e-4
+            let gt = Tensor(zeros: [n]), ge = Tensor(zeros: [n]), si = Tensor(zeros: [n])
+            GELU.forward(x: x.data, y: gt.data, count: n, approximation: .tanh)
+            GELU.forward(x: x.data, y: ge.data, count: n, approximation: .erf)
+            SiLU.forward(x: x.data, y: si.data, count: n)
+            let X = d(x)
+            assertClose(gt, X.map { 0.5 * $0 * (1 + tanh(0.7978845608028654 * ($0 + 0.044715 * $0 * $0 * $0))) }, "GELU tanh \(level)")
+            assertClose(ge, X.map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }, "GELU erf \(level)")
+            assertClose(si, X.map { $0 / (1 + exp(-$0)) }, "SiLU")
+        } }
     }
 
     func testSoftmax() {
-        var rng = RNG(seed: 34)
-        for (rows, c) in [(3, 5), (2, 97), (4, 8)] {
-            let x = randn([rows, c], &rng, std: 5), y = Tensor(zeros: [rows, c])
-            x[0] = 80; x[1] = -1e9  // large logits must not overflow; masked entries vanish
-            Softmax.forward(x: x.data, y: y.data, rows: rows, cols: c)
-            let X = d(x)
-            var want = [Double]()
-            for r in 0..<rows {
-                let row = X[(r * c)..<((r + 1) * c)], m = row.max()!
-                let e = row.map { exp($0 - m) }, s = e.reduce(0, +)
-                want += e.map { $0 / s }
+        for level in CPUKernels.available { CPUKernels.withLevel(level) {
+            var rng = RNG(seed: 34)
+            for (rows, c) in [(3, 5), (2, 97), (4, 8)] {
+                let x = randn([rows, c], &rng, std: 5), y = Tensor(zeros: [rows, c])
+                x[0] = 80; x[1] = -1e9  // large logits must not overflow; masked entries vanish
+                Softmax.forward(x: x.data, y: y.data, rows: rows, cols: c)
+                let X = d(x)
+                var want = [Double]()
+                for r in 0..<rows {
+                    let row = X[(r * c)..<((r + 1) * c)], m = row.max()!
+                    let e = row.map { exp($0 - m) }, s = e.reduce(0, +)
+                    want += e.map { $0 / s }
+                }
+                assertClose(y, want, tol: 1e-6, "Softmax \(rows)×\(c) \(level)")
             }
-            assertClose(y, want, tol: 1e-6, "Softmax \(rows)×\(c)")
-        }
-        let allMasked = Tensor(shape: [1, 4], values: [-.infinity, -.infinity, -.infinity, -.infinity])
-        let out = Tensor(zeros: [1, 4])
-        Softmax.forward(x: allMasked.data, y: out.data, rows: 1, cols: 4)
-        XCTAssertEqual(out.array, [0, 0, 0, 0])
+            let allMasked = Tensor(shape: [1, 4], values: [-.infinity, -.infinity, -.infinity, -.infinity])
+            let out = Tensor(zeros: [1, 4])
+            Softmax.forward(x: allMasked.data, y: out.data, rows: 1, cols: 4)
+            XCTAssertEqual(out.array, [0, 0, 0, 0], "\(level)")
+        } }
     }
 
     func testAttention() {

@@ -91,37 +91,41 @@ final class GradientTests: XCTestCase {
     }
 
     func testActivations() {
-        var rng = RNG(seed: 5)
-        for n in [5, 8, 37, 100] {
-            let x = randn([n], &rng, std: 2), y = Tensor(zeros: [n])
-            for approx in [GELU.Approximation.tanh, .erf] {
+        for level in CPUKernels.available { CPUKernels.withLevel(level) {
+            var rng = RNG(seed: 5)
+            for n in [5, 8, 37, 100] {
+                let x = randn([n], &rng, std: 2), y = Tensor(zeros: [n])
+                for approx in [GELU.Approximation.tanh, .erf] {
+                    let r = GradCheck().run(inputs: [("x", x)], outputs: [y], forward: {
+                        GELU.forward(x: x.data, y: y.data, count: n, approximation: approx)
+                    }, backward: { d, g in
+                        GELU.backward(dy: d[0].data, x: x.data, dx: g[0].data, count: n, approximation: approx)
+                    })
+                    expectPass(r, "GELU \(approx) n\(n) \(level)")
+                }
                 let r = GradCheck().run(inputs: [("x", x)], outputs: [y], forward: {
-                    GELU.forward(x: x.data, y: y.data, count: n, approximation: approx)
+                    SiLU.forward(x: x.data, y: y.data, count: n)
                 }, backward: { d, g in
-                    GELU.backward(dy: d[0].data, x: x.data, dx: g[0].data, count: n, approximation: approx)
+                    SiLU.backward(dy: d[0].data, x: x.data, dx: g[0].data, count: n)
                 })
-                expectPass(r, "GELU \(approx) n\(n)")
+                expectPass(r, "SiLU n\(n)")
             }
-            let r = GradCheck().run(inputs: [("x", x)], outputs: [y], forward: {
-                SiLU.forward(x: x.data, y: y.data, count: n)
-            }, backward: { d, g in
-                SiLU.backward(dy: d[0].data, x: x.data, dx: g[0].data, count: n)
-            })
-            expectPass(r, "SiLU n\(n)")
-        }
+        } }
     }
 
     func testSoftmax() {
-        var rng = RNG(seed: 6)
-        for (rows, c) in [(3, 5), (4, 17), (2, 64)] {
-            let x = randn([rows, c], &rng, std: 2), y = Tensor(zeros: [rows, c])
-            let r = GradCheck().run(inputs: [("x", x)], outputs: [y], forward: {
-                Softmax.forward(x: x.data, y: y.data, rows: rows, cols: c)
-            }, backward: { d, g in
-                Softmax.backward(dy: d[0].data, y: y.data, dx: g[0].data, rows: rows, cols: c)
-            })
-            expectPass(r, "Softmax \(rows)×\(c)")
-        }
+        for level in CPUKernels.available { CPUKernels.withLevel(level) {
+            var rng = RNG(seed: 6)
+            for (rows, c) in [(3, 5), (4, 17), (2, 64)] {
+                let x = randn([rows, c], &rng, std: 2), y = Tensor(zeros: [rows, c])
+                let r = GradCheck().run(inputs: [("x", x)], outputs: [y], forward: {
+                    Softmax.forward(x: x.data, y: y.data, rows: rows, cols: c)
+                }, backward: { d, g in
+                    Softmax.backward(dy: d[0].data, y: y.data, dx: g[0].data, rows: rows, cols: c)
+                })
+                expectPass(r, "Softmax \(rows)×\(c) \(level)")
+            }
+        } }
     }
 
     /// A key mask for `batch` sequences of `t` tokens dropping a few keys (never all of one sequence).

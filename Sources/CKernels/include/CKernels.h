@@ -3,9 +3,22 @@
 
 #include <stddef.h>
 
-/// Whether this CPU has AVX-512F, which every kernel below needs. When it does not, callers use BLAS or
-/// their portable loops.
-int erudiff_avx512_available(void);
+/// The instruction sets the kernels below are written for. Each kernel has an AVX-512F and an AVX2 + FMA
+/// version; on a CPU with neither, callers use BLAS or their portable loops.
+#define ERUDIFF_KERNELS_PORTABLE 0
+#define ERUDIFF_KERNELS_AVX2 1
+#define ERUDIFF_KERNELS_AVX512 2
+
+/// The best level this CPU runs, detected once. The environment variable ERUDIFF_KERNELS=avx2 or
+/// =portable lowers the limit below (for side-by-side benchmarks).
+int erudiff_kernel_hardware_level(void);
+
+/// The level the kernels use now: the hardware's, capped by the limit.
+int erudiff_kernel_level(void);
+
+/// Caps the level (tests run each level the CPU has; not meant to change while kernels run on other
+/// threads). Returns the level now in use.
+int erudiff_kernel_level_limit(int level);
 
 /// Output columns per strip of a packed weight.
 #define ERUDIFF_STRIP 32
@@ -18,23 +31,24 @@ size_t erudiff_packed_count(int n, int k);
 void erudiff_pack_weight(int n, int k, const float *w, int ldw, float *packed);
 
 /// Row-major C[m, n] = A[m, k] * W^T + beta * C over the output strips [s0, s1) of a weight packed by
-/// `erudiff_pack_weight` (so threads can split the strips). beta == 0 does not read C.
-void erudiff_sgemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, int s0, int s1,
-                          float beta, float *c, int ldc);
+/// `erudiff_pack_weight` (so threads can split the strips). beta == 0 does not read C. Needs level
+/// AVX2 or above: returns 0 without touching memory below it, 1 when done.
+int erudiff_sgemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, int s0, int s1,
+                         float beta, float *c, int ldc);
 
 /// y = 0.5 x (1 + erf(x / sqrt 2)) (exact GELU, BERT's) for n elements; y may equal x. erf is a
-/// rational approximation, max absolute error 4.2e-7 against double-precision erf (AVX-512 when the CPU
-/// has it, the same formula in scalar code otherwise).
+/// rational approximation, max absolute error 4.2e-7 against double-precision erf (AVX-512 or AVX2 when
+/// the CPU has it, the same formula in scalar code otherwise).
 void erudiff_gelu_erf(const float *x, float *y, long n);
 
 /// The tanh-approximated GELU (FLUX's feed-forward): y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
-/// and its backward dx += dy * gelu'(x). AVX-512 only: they return 0 without touching memory when the CPU
-/// lacks it (callers then use their portable loop), 1 when done. y may equal x.
+/// and its backward dx += dy * gelu'(x). Level AVX2 or above: they return 0 without touching memory below
+/// it (callers then use their portable loop), 1 when done. y may equal x.
 int erudiff_gelu_tanh(const float *x, float *y, long n);
 int erudiff_gelu_tanh_backward(const float *dy, const float *x, float *dx, long n);
 
-/// y = softmax(x) over one row of n values (max subtracted; a row of -inf gives zeros). AVX-512 only:
-/// returns 0 without touching memory when the CPU lacks it, 1 when done. y may equal x.
+/// y = softmax(x) over one row of n values (max subtracted; a row of -inf gives zeros). Level AVX2 or
+/// above: returns 0 without touching memory below it, 1 when done. y may equal x.
 int erudiff_softmax_row(const float *x, float *y, long n);
 
 /// One task of a parallel region: `fn(ctx, i)` for a task index i.
