@@ -104,11 +104,32 @@ public final class FlowModel {
     /// The transformer's text input for `prompts`: states `[n, textTokens, hidden]` with pads zeroed
     /// and the pooled sentence vectors `[n, hidden]` (sentence-transformers' normalised mean, the
     /// same input pretraining used).
+    /// Longer lists are encoded in passes of `encodePassSize` prompts.
     public func encode(_ prompts: [String]) throws -> TextConditioning {
         guard !prompts.isEmpty else { throw EruDiffError.invalidArgument("no prompts to encode") }
-        let e = try encoder.context(prompts, length: textTokens)
-        return try TextConditioning(states: e.states, pooled: e.pooled)
+        if prompts.count <= Self.encodePassSize {
+            let e = try encoder.context(prompts, length: textTokens)
+            return try TextConditioning(states: e.states, pooled: e.pooled)
+        }
+        var states: Tensor?, pooled: Tensor?
+        for start in stride(from: 0, to: prompts.count, by: Self.encodePassSize) {
+            let end = min(prompts.count, start + Self.encodePassSize)
+            let e = try encoder.context(Array(prompts[start..<end]), length: textTokens)
+            let s = e.states.count / (end - start), p = e.pooled.count / (end - start)
+            if states == nil {
+                states = Tensor(zeros: [prompts.count] + Array(e.states.shape.dropFirst()))
+                pooled = Tensor(zeros: [prompts.count] + Array(e.pooled.shape.dropFirst()))
+            }
+            (states!.data + start * s).update(from: e.states.data, count: e.states.count)
+            (pooled!.data + start * p).update(from: e.pooled.data, count: e.pooled.count)
+        }
+        return try TextConditioning(states: states!, pooled: pooled!)
     }
+
+    /// Prompts per text-encoder pass in `encode`. The encoder keeps scratch memory sized to its largest
+    /// pass, so a job's few hundred prompts (DK-DM's pairs and replay captions) would otherwise hold tens
+    /// of MB for the daemon's lifetime; a prompt's encoding does not depend on the others in its pass.
+    public static let encodePassSize = 64
 
     /// The text encoder's view of `prompts` at the model's context length: token ids, mask, states
     /// and pooled vectors (the daemon's `encode`).

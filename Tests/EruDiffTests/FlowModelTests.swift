@@ -24,6 +24,27 @@ final class FlowModelTests: XCTestCase {
         XCTAssertEqual(norm, 1, accuracy: 1e-4)
     }
 
+    /// A long prompt list is encoded in passes of `encodePassSize` (to bound the encoder's scratch
+    /// memory); every prompt's states and pooled vector are those one pass over the whole list gives —
+    /// bit for bit where the packed kernels run (their rows do not interact), else to float rounding.
+    func testEncodeInPassesMatchesOnePass() throws {
+        var rng = RNG(seed: 21)
+        let prompts = (0..<(2 * FlowModel.encodePassSize + 9)).map { "\(Caption.random(&rng).text) \($0)" }
+        let m = try TinyModel.model()
+        let passes = try m.encode(prompts)
+        let whole = try TinyModel.encoder.encoder.context(prompts, length: 8)
+        XCTAssertEqual(passes.states.shape, whole.states.shape)
+        XCTAssertEqual(passes.pooled.shape, whole.pooled.shape)
+        if CPUKernels.current >= .avx2 {
+            XCTAssertEqual(passes.states.array, whole.states.array)
+            XCTAssertEqual(passes.pooled.array, whole.pooled.array)
+        } else {
+            for (a, b) in zip(passes.states.array + passes.pooled.array, whole.states.array + whole.pooled.array) {
+                XCTAssertEqual(a, b, accuracy: 1e-5)
+            }
+        }
+    }
+
     /// A model folder round trip (config.json, weights, erudiff.json), and clear errors for bad folders.
     func testLoadFolder() throws {
         let dir = TinyModel.temporaryDirectory("folder")
