@@ -107,10 +107,6 @@ public final class FlowModel {
     /// Longer lists are encoded in passes of `encodePassSize` prompts.
     public func encode(_ prompts: [String]) throws -> TextConditioning {
         guard !prompts.isEmpty else { throw EruDiffError.invalidArgument("no prompts to encode") }
-        if prompts.count <= Self.encodePassSize {
-            let e = try encoder.context(prompts, length: textTokens)
-            return try TextConditioning(states: e.states, pooled: e.pooled)
-        }
         var states: Tensor?, pooled: Tensor?
         for start in stride(from: 0, to: prompts.count, by: Self.encodePassSize) {
             let end = min(prompts.count, start + Self.encodePassSize)
