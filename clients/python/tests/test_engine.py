@@ -94,6 +94,26 @@ def test_encode_gives_wordpiece_ids_and_normalised_pooled_vectors(engine, contra
     assert r["maxLength"] >= 6
 
 
+def test_encode_of_many_prompts_runs_in_passes_that_change_nothing(engine, contract):
+    # 130 prompts are three passes of the text encoder (64 + 64 + 2), with $/progress between them;
+    # each row is the same as that prompt encoded alone.
+    prompts = [f"a red circle number {i}" for i in range(130)]
+    notes = []
+    with engine.connect("line", timeout=120) as c:
+        r = c.call("encode", {"prompts": prompts, "workDoneToken": "enc"}, timeout=120, notifications=notes)
+    contract.check_reply("encode", r)
+    r = r["result"]
+    assert len(r["tokens"]) == len(r["pooled"]) == 130
+    reports = [n["params"]["value"] for n in notes if n["method"] == "$/progress"]
+    assert reports[0]["kind"] == "begin" and reports[-1]["kind"] == "end"
+    assert [v["message"] for v in reports if v["kind"] == "report"] == ["64 of 130 prompts", "128 of 130 prompts"]
+    for i in (0, 63, 64, 129):
+        alone = result(engine, contract, "encode", {"prompts": [prompts[i]]})
+        assert alone["tokens"][0] == r["tokens"][i]
+        assert max(abs(a - b) for a, b in zip(alone["pooled"][0], r["pooled"][i])) < 1e-6
+    assert r["pooled"][0] != r["pooled"][1]
+
+
 BAD = [
     ("sample", {}, "prompt"),
     ("sample", {"prompt": 3}, "prompt"),
