@@ -142,8 +142,8 @@ enum DaemonBench: BenchCommand {
             ("inprocess_cpu_ms", cpuIn / Double(reps) * 1e3), ("daemon_cpu_ms", cpuDaemon / Double(reps) * 1e3),
             ("cold_start_to_reply_ms", mColdReply * 1e3), ("cold_start_to_exit_ms", mCold * 1e3),
             ("cold_over_warm", mColdReply / mKept),
-            ("rss_after_sample_mb", Double(afterSample.rss) / 1048576), ("peak_after_sample_mb", Double(afterSample.peak) / 1048576),
-            ("rss_after_match_mb", Double(afterMatch.rss) / 1048576), ("peak_after_match_mb", Double(afterMatch.peak) / 1048576),
+            ("rss_after_sample_mib", Double(afterSample.rss) / 1048576), ("peak_after_sample_mib", Double(afterSample.peak) / 1048576),
+            ("rss_after_match_mib", Double(afterMatch.rss) / 1048576), ("peak_after_match_mib", Double(afterMatch.peak) / 1048576),
         ]
         if json {
             print("{" + fields.map { "\"\($0.0)\": \(String(format: "%.3f", $0.1))" }.joined(separator: ", ") + "}")
@@ -159,7 +159,7 @@ enum DaemonBench: BenchCommand {
                      cpuDaemon / Double(reps) * 1e3))
         print(String(format: "  cold start (spawn, load, listen, sample): %.0f ms to the reply, %.0f ms to exit; cold/warm %.1f×",
                      mColdReply * 1e3, mCold * 1e3, mColdReply / mKept))
-        print(String(format: "  erudiffd resident: after samples %.0f MB (peak %.0f MB); after matchDistributions %.0f MB (peak %.0f MB)",
+        print(String(format: "  erudiffd resident: after samples %.0f MiB (peak %.0f MiB); after matchDistributions %.0f MiB (peak %.0f MiB)",
                      Double(afterSample.rss) / 1048576, Double(afterSample.peak) / 1048576,
                      Double(afterMatch.rss) / 1048576, Double(afterMatch.peak) / 1048576))
     }
