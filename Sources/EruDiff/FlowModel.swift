@@ -87,8 +87,11 @@ public final class FlowModel {
 
     /// Loads a model folder with the MiniLM text encoder (found by `MiniLMLocator`: `minilm`, else
     /// `ERUDIFF_MINILM`, else the installed package) behind an `EncodingCache` of `cacheCapacity` prompts.
+    /// An entry keeps its prompt's token states (≤ 37 KB at 24 tokens), so the default bounds the cache
+    /// at about 38 MB: 4,096 entries could add 151 MB to the daemon's peak, over DESIGN §6's 400 MB once
+    /// a client had filled them. A prompt evicted and encoded again gives the same bits.
     public static func load(directory: URL, name: String? = nil, minilm: String? = nil,
-                            cacheCapacity: Int = 4096) throws -> FlowModel {
+                            cacheCapacity: Int = 1024) throws -> FlowModel {
         let pipeURL = directory.appendingPathComponent(FluxPipelineConfig.fileName)
         let tokens = (try? FluxPipelineConfig(contentsOf: pipeURL))?.textTokens ?? 32
         let encoder = try TextEncoder(path: minilm, maxLength: max(2, min(tokens, 512)))
