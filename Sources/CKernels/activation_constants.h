@@ -1,6 +1,7 @@
 // Constants of the activations, shared by the AVX-512 (activations.c) and AVX2 (activations_avx2.c)
-// versions: the erf rational approximation x·P(x²)/Q(x²) on [-4, 4] (Eigen's and XLA's for float), and
-// the tanh GELU's sqrt(2/pi) and cubic coefficient.
+// versions: the erf rational approximation x·P(x²)/Q(x²) on [-4, 4] (Eigen's and XLA's for float),
+// the tanh GELU's sqrt(2/pi) and cubic coefficient, and e^x as 2^n · e^r (Cephes' expf: the clamp
+// range, ln 2 split in two for the reduction r = x − n ln 2, and the degree-5 polynomial of e^r).
 #ifndef ERUDIFF_ACTIVATION_CONSTANTS_H
 #define ERUDIFF_ACTIVATION_CONSTANTS_H
 
@@ -19,5 +20,16 @@
 #define INV_SQRT2 0.7071067811865476f
 #define K0 0.7978845608028654f
 #define K1 0.044715f
+#define EXP_LO -87.33654f
+#define EXP_HI 88.72283f
+#define LOG2E 1.442695040888963f
+#define LN2_HI 0.693359375f
+#define LN2_LO 2.12194440e-4f
+#define EXP_P5 1.9875691500e-4f
+#define EXP_P4 1.3981999507e-3f
+#define EXP_P3 8.3334519073e-3f
+#define EXP_P2 4.1665795894e-2f
+#define EXP_P1 1.6666665459e-1f
+#define EXP_P0 5.0000001201e-1f
 
 #endif
