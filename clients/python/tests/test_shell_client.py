@@ -61,6 +61,37 @@ def test_usage_errors_exit_2(daemon, args):
     assert r.stderr
 
 
+def test_json_arguments_from_a_file_or_stdin_beyond_the_command_line_limit(daemon, workdir):
+    # Linux caps one command-line argument at 128 KiB: params of a few thousand prompts must come from
+    # a file (@FILE) or standard input (@-), and the client must not pass them on to a command line of
+    # its own (jq's) either. test/echo answers its "value" param.
+    params = {"value": {"prompts": [f"a small red circle on the left of a white background, number {i}"
+                                    for i in range(4000)]}}
+    text = json.dumps(params)
+    assert len(text) > 2 * 128 * 1024
+    path = os.path.join(workdir, "params.json")
+    with open(path, "w") as f:
+        f.write(text)
+    r = run("-q", "call", "test/echo", "@" + path, socket_path=daemon.socket_path)
+    assert r.returncode == 0, r.stderr[-500:]
+    assert json.loads(r.stdout) == params["value"]
+    r = subprocess.run([SHELL_CLIENT, "--socket", daemon.socket_path, "-q", "call", "test/echo", "@-"],
+                       input=text, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-500:]
+    assert json.loads(r.stdout) == params["value"]
+
+
+@pytest.mark.parametrize("args", [["call", "test/echo", "@/no/such/file.json"], ["call", "test/echo", "{} {}"],
+                                  ["call", "test/echo", "@-"], ["match", "--pairs", "@/no/such/file.json"],
+                                  ["match", "--pairs", "[] []"], ["eval", "--params", "@-"]])
+def test_unreadable_or_several_json_values_are_usage_errors(daemon, args):
+    # Standard input is empty here: "@-" reads no JSON value at all.
+    r = subprocess.run([SHELL_CLIENT, "--socket", daemon.socket_path] + args, input="", capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2, (args, r.stdout, r.stderr)
+    assert r.stderr.startswith("erudiff: ")
+
+
 def test_help(daemon):
     r = run("help")
     assert r.returncode == 0 and "exit codes" in r.stdout
@@ -170,3 +201,19 @@ def test_match_rl_eval_build_contract_params(fake):
         json.loads(r.stdout)
     methods = [q["method"] for q in fake.requests if "id" in q]
     assert methods == ["matchDistributions", "matchDistributions", "rlStep", "rlStep", "evaluate"]
+
+
+def test_engine_commands_take_json_from_files(fake, workdir):
+    pairs = [{"implicit": f"the flag of country {i}", "explicit": "a red circle on a white background"}
+             for i in range(3000)]
+    pairs_path = os.path.join(workdir, "pairs.json")
+    with open(pairs_path, "w") as f:
+        json.dump(pairs, f)
+    extra_path = os.path.join(workdir, "extra.json")
+    with open(extra_path, "w") as f:
+        json.dump({"anchors": {"perPair": 2}}, f)
+    r = run("-q", "match", "--pairs", "@" + pairs_path, "--steps", "3", "--params", "@" + extra_path,
+            socket_path=fake.path)
+    assert r.returncode == 0, (r.stdout, r.stderr[-500:])
+    p = [q for q in fake.requests if q.get("method") == "matchDistributions"][-1]["params"]
+    assert p == {"pairs": pairs, "steps": 3, "anchors": {"perPair": 2}}
