@@ -15,6 +15,8 @@ enum SampleCommand: TrainCommand {
       images per row drawn from seeds seed, seed+1, …; each row is labelled with its prompt and, for
       explicit captions, whether the verifier reads the caption's attributes back (✓ count).
       --verbose prints what the verifier read from every image that it judged wrong.
+      For explicit captions the summary also counts the right images by the size the caption states
+      (small, large, unsaid) and by the shape it names.
     """
 
     static func run(arguments: [String]) throws {
@@ -45,6 +47,7 @@ enum SampleCommand: TrainCommand {
         var rows: [[RGBImage]] = [], labels: [String] = []
         var right = 0, checked = 0
         var wrongBy: [String: Int] = [:]
+        var bySize = Tally(), byShape = Tally()
         for (r, p) in prompts.enumerated() {
             var row: [RGBImage] = [], ok = 0
             let want = Caption.parse(p)
@@ -59,7 +62,11 @@ enum SampleCommand: TrainCommand {
                     if verbose { print("  \(p) [seed \(seeds[k])]: read \(describe(v))") }
                 }
             }
-            if want != nil { right += ok; checked += count }
+            if let want {
+                right += ok; checked += count
+                bySize.add(want.size?.rawValue ?? "unsaid", right: ok, of: count)
+                if let shape = want.shape { byShape.add(shape.rawValue, right: ok, of: count) }
+            }
             rows.append(row)
             labels.append(want == nil ? p : "\(p) (\(ok)/\(count) ok)")
         }
@@ -69,6 +76,25 @@ enum SampleCommand: TrainCommand {
         if prompts.count > 1 { for label in labels { print("  " + label) } }  // per prompt, as on the PNG
         if checked > 0 {
             print("  wrong, by attribute (of \(checked)): " + KnowledgeMetrics.errorNames.map { "\($0) \(wrongBy[$0] ?? 0)" }.joined(separator: ", "))
+            print("  right, by stated size: " + bySize.line(order: Size.allCases.map(\.rawValue) + ["unsaid"]))
+            print("  right, by shape: " + byShape.line(order: Shape.allCases.map(\.rawValue)))
+        }
+    }
+
+    /// Right images out of checked ones, per group (a stated size, a named shape).
+    struct Tally {
+        private var counts: [String: (right: Int, of: Int)] = [:]
+
+        mutating func add(_ key: String, right: Int, of n: Int) {
+            let c = counts[key] ?? (0, 0)
+            counts[key] = (c.right + right, c.of + n)
+        }
+
+        /// "small 63/122 (51.6%), …" in the given order, groups never seen left out.
+        func line(order: [String]) -> String {
+            order.compactMap { k in
+                counts[k].map { String(format: "%@ %d/%d (%.1f%%)", k, $0.right, $0.of, 100 * Double($0.right) / Double($0.of)) }
+            }.joined(separator: ", ")
         }
     }
 
