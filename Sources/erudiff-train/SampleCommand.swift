@@ -45,57 +45,50 @@ enum SampleCommand: TrainCommand {
         let images = try model.sample(prompts: all, seeds: seeds, settings: settings)
         let verifier = Verifier()
         var rows: [[RGBImage]] = [], labels: [String] = []
-        var right = 0, checked = 0
-        var wrongBy: [String: Int] = [:]
-        var bySize = Tally(), byShape = Tally()
+        // Every explicit caption's readings, for the summary's counts (KnowledgeMetrics.stats).
+        var readings: [(found: Attributes?, expected: Attributes)] = []
         for (r, p) in prompts.enumerated() {
             var row: [RGBImage] = [], ok = 0
             let want = Caption.parse(p)
             for c in 0..<count {
                 let k = r * count + c
                 row.append(model.rgbImage(images, index: k))
-                guard let want, let v = try? verifier.verify(signedUnit: images.data + k * model.packing.pixelCount)
-                else { continue }
+                guard let want else { continue }
+                let v = try verifier.verify(signedUnit: images.data + k * model.packing.pixelCount)
+                readings.append((v.attributes, want))
                 if KnowledgeMetrics.isCorrect(found: v.attributes, expected: want) { ok += 1 }
-                else {
-                    for name in KnowledgeMetrics.errors(found: v.attributes, expected: want) { wrongBy[name, default: 0] += 1 }
-                    if verbose { print("  \(p) [seed \(seeds[k])]: read \(describe(v))") }
-                }
-            }
-            if let want {
-                right += ok; checked += count
-                bySize.add(want.size?.rawValue ?? "unsaid", right: ok, of: count)
-                if let shape = want.shape { byShape.add(shape.rawValue, right: ok, of: count) }
+                else if verbose { print("  \(p) [seed \(seeds[k])]: read \(describe(v))") }
             }
             rows.append(row)
             labels.append(want == nil ? p : "\(p) (\(ok)/\(count) ok)")
         }
         try ImageGrid(rows: rows, rowLabels: labels, scale: 3).write(to: out)
-        print("wrote \(out)" + (checked > 0 ? String(format: "; explicit captions verified right: %d/%d (%.0f%%)", right,
-                                                     checked, 100 * Double(right) / Double(checked)) : ""))
+        let overall = KnowledgeMetrics.stats(readings: readings)
+        print("wrote \(out)" + (overall.map { "; explicit captions verified right: " + rightOf($0, format: "%.0f") } ?? ""))
         if prompts.count > 1 { for label in labels { print("  " + label) } }  // per prompt, as on the PNG
-        if checked > 0 {
-            print("  wrong, by attribute (of \(checked)): " + KnowledgeMetrics.errorNames.map { "\($0) \(wrongBy[$0] ?? 0)" }.joined(separator: ", "))
-            print("  right, by stated size: " + bySize.line(order: Size.allCases.map(\.rawValue) + ["unsaid"]))
-            print("  right, by shape: " + byShape.line(order: Shape.allCases.map(\.rawValue)))
+        if let overall {
+            print("  wrong, by attribute (of \(overall.images)): " + KnowledgeMetrics.errorNames.map { "\($0) \(overall.wrong?[$0] ?? 0)" }.joined(separator: ", "))
+            print("  right, by stated size: " + groups(readings, order: Size.allCases.map(\.rawValue) + ["unsaid"]) {
+                $0.size?.rawValue ?? "unsaid"
+            })
+            print("  right, by shape: " + groups(readings, order: Shape.allCases.map(\.rawValue)) { $0.shape?.rawValue })
         }
     }
 
-    /// Right images out of checked ones, per group (a stated size, a named shape).
-    struct Tally {
-        private var counts: [String: (right: Int, of: Int)] = [:]
+    /// "right/images (percent%)" of one set of readings.
+    static func rightOf(_ s: PromptStats, format: String = "%.1f") -> String {
+        let right = Int((s.accuracy * Double(s.images)).rounded())
+        return "\(right)/\(s.images) (" + String(format: format, 100 * s.accuracy) + "%)"
+    }
 
-        mutating func add(_ key: String, right: Int, of n: Int) {
-            let c = counts[key] ?? (0, 0)
-            counts[key] = (c.right + right, c.of + n)
-        }
-
-        /// "small 63/122 (51.6%), …" in the given order, groups never seen left out.
-        func line(order: [String]) -> String {
-            order.compactMap { k in
-                counts[k].map { String(format: "%@ %d/%d (%.1f%%)", k, $0.right, $0.of, 100 * Double($0.right) / Double($0.of)) }
-            }.joined(separator: ", ")
-        }
+    /// "small 63/122 (51.6%), …": the readings grouped by what their captions state (`key`; nil leaves a
+    /// reading out), in `order`, groups never seen left out.
+    static func groups(_ readings: [(found: Attributes?, expected: Attributes)], order: [String],
+                       key: (Attributes) -> String?) -> String {
+        let grouped = Dictionary(grouping: readings, by: { key($0.expected) })
+        return order.compactMap { k in
+            grouped[k].flatMap { KnowledgeMetrics.stats(readings: $0) }.map { k + " " + rightOf($0) }
+        }.joined(separator: ", ")
     }
 
     /// One line of what the verifier read: attributes, fitted box, confidence and the runner-up shape.
