@@ -59,6 +59,9 @@ public struct RefactoringOptions: Codable, Equatable, Sendable {
         o.evaluation.explicitCount = 64
         o.evaluation.sampling = SamplingSettings(steps: 16, guidance: 4)
         o.evaluation.dislocation = DislocationMeasurement.Settings(samplesPerPair: 8, anchors: 2, seed: 0xD15)
+        // 800 steps until 2026-12-05, 1,000 until 2026-12-06 (800 → 1,000: train strict 46.2 / 45.9% →
+        // 51.4 / 51.2% at two evaluation seeds; README, "More reference steps"); 1,600 cheaper ones
+        // since (keepPerStep below).
         o.dkdm.steps = 1600
         o.dkdm.batchSize = 16
         // Tuned on the mini model (README, "DK-DM time sampling"; 128 explicit captions per check):
@@ -89,8 +92,6 @@ public struct RefactoringOptions: Codable, Equatable, Sendable {
         // reference phase, but its 200 steps take as long as 600 reference steps and 650 + 200 did no
         // better than 800 alone (README, "DK-DM on the policy's samples"); within the main job's 15
         // minutes it does not fit on top of the reference phase (`--policy-steps 200` turns it on).
-        // The reference phase's steps: 800 until 2026-12-05, 1,000 until 2026-12-06 (800 → 1,000: train
-        // strict 46.2 / 45.9% → 51.4 / 51.2% at two evaluation seeds; README, "More reference steps").
         o.norl.groupSize = 8
         // Four rounds (two until 2026-12-06): after the 1,600-step DK-DM, train strict 53.7% → 55.0% with
         // two and 57.1% with four over four evaluation seeds, explicit captions up with both (README,
