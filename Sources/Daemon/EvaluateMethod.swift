@@ -9,45 +9,11 @@ extension MethodTable {
     func registerEvaluate(_ engine: Engine) {
         register("evaluate", .job { _, params in
             let model = try engine.model(params)
-            var o = EvaluationOptions()
-            var items: [KnowledgeItem]?
-            if let raw = params.raw("items") {
-                if params.has("set") { throw RPCError.invalidParams("give \"set\" or \"items\", not both") }
-                items = try EvaluateParams.items(raw)
-                o.sets = []
-            } else if let v = params.raw("set") {
-                let names: [String]
-                switch v {
-                case .string(let s): names = [s]
-                case .array(let a) where !a.isEmpty && a.allSatisfy({ $0.stringValue != nil }): names = a.compactMap(\.stringValue)
-                default: throw params.invalid("set", "a set name or a non-empty array of set names", got: v)
-                }
-                let known = [EvaluationOptions.explicitSet] + KnowledgeBase.setNames
-                for n in names where !known.contains(n) {
-                    throw RPCError.invalidParams("\"set\" must name one of " + known.map { "\"\($0)\"" }.joined(separator: ", ")
-                                                 + ", got \"\(n)\"")
-                }
-                o.sets = names
-            }
-            o.samplesPerItem = try params.int("samplesPerItem", default: o.samplesPerItem, in: 1...1000)
-            o.explicitCount = try params.int("explicitCount", default: o.explicitCount, in: 1...100_000)
-            o.sampling = try SampleSettingsParams.read(params, stepsName: "steps", defaults: o.sampling)
-            o.seed = try params.seed(default: o.seed)!
-            o.chunk = try params.int("chunk", default: SampleJob.chunk, in: 1...1024)
-            if let v = params.raw("dislocation") {
-                switch v {
-                case .bool(let b): o.dislocation = b ? DislocationMeasurement.Settings() : nil
-                case .object: o.dislocation = try MatchParams.dislocationSettings(Params(method: "evaluate", v, prefix: "dislocation."))
-                default: throw params.invalid("dislocation", "true, false or {samplesPerPair, anchors, seed}", got: v)
-                }
-            }
-            let anchors = try EvaluateParams.anchorSettings(params, sampling: o.sampling)
+            let (options, chosen, anchors) = try EvaluateParams.options(params)
             let includeItems = try params.bool("includeItems", default: true)
-            try TrainingParams.validated { try o.validate() }
             let knowledge = try engine.knowledge()
-            let options = o, chosen = items
             return ProcedureJob<Evaluation>(
-                title: "evaluate: " + (items.map { "\($0.count) items" } ?? o.sets.joined(separator: ", ")),
+                title: "evaluate: " + (chosen.map { "\($0.count) items" } ?? options.sets.joined(separator: ", ")),
                 method: "evaluate", model: model, trains: false, checkpointEvery: .max,
                 make: { m in
                     var o = options
@@ -65,6 +31,46 @@ extension MethodTable {
 }
 
 enum EvaluateParams {
+    /// The evaluation the parameters ask for: its options, the caller's items (nil: `set`), and how the
+    /// dislocation's reference anchors are sampled. Defaults are `EvaluationOptions`'s.
+    static func options(_ params: Params) throws -> (EvaluationOptions, [KnowledgeItem]?, AnchorBank.Settings) {
+        var o = EvaluationOptions()
+        var items: [KnowledgeItem]?
+        if let raw = params.raw("items") {
+            if params.has("set") { throw RPCError.invalidParams("give \"set\" or \"items\", not both") }
+            items = try self.items(raw)
+            o.sets = []
+        } else if let v = params.raw("set") {
+            let names: [String]
+            switch v {
+            case .string(let s): names = [s]
+            case .array(let a) where !a.isEmpty && a.allSatisfy({ $0.stringValue != nil }): names = a.compactMap(\.stringValue)
+            default: throw params.invalid("set", "a set name or a non-empty array of set names", got: v)
+            }
+            let known = [EvaluationOptions.explicitSet] + KnowledgeBase.setNames
+            for n in names where !known.contains(n) {
+                throw RPCError.invalidParams("\"set\" must name one of " + known.map { "\"\($0)\"" }.joined(separator: ", ")
+                                             + ", got \"\(n)\"")
+            }
+            o.sets = names
+        }
+        o.samplesPerItem = try params.int("samplesPerItem", default: o.samplesPerItem, in: 1...1000)
+        o.explicitCount = try params.int("explicitCount", default: o.explicitCount, in: 1...100_000)
+        o.sampling = try SampleSettingsParams.read(params, stepsName: "steps", defaults: o.sampling)
+        o.seed = try params.seed(default: o.seed)!
+        o.chunk = try params.int("chunk", default: SampleJob.chunk, in: 1...1024)
+        if let v = params.raw("dislocation") {
+            switch v {
+            case .bool(let b): o.dislocation = b ? DislocationMeasurement.Settings() : nil
+            case .object: o.dislocation = try MatchParams.dislocationSettings(Params(method: "evaluate", v, prefix: "dislocation."))
+            default: throw params.invalid("dislocation", "true, false or {samplesPerPair, anchors, seed}", got: v)
+            }
+        }
+        let anchors = try anchorSettings(params, sampling: o.sampling)
+        try TrainingParams.validated { try o.validate() }
+        return (o, items, anchors)
+    }
+
     /// Caller-supplied items in the knowledge-base format, validated like the bundled ones.
     static func items(_ raw: JSON) throws -> [KnowledgeItem] {
         guard case .array(let list) = raw, !list.isEmpty else {

@@ -9,36 +9,12 @@ extension MethodTable {
     func registerMatchDistributions(_ engine: Engine) {
         register("matchDistributions", .job { ctx, params in
             let model = try engine.model(params)
-            var o = DistributionMatchingOptions()
             let pairs = try MatchParams.pairs(params, engine: engine)
-            o.steps = try params.int("steps", default: o.steps, in: 0...1_000_000)
-            o.batchSize = try params.int("batchSize", default: o.batchSize, in: 1...1024)
-            o.learningRate = try params.float("learningRate", default: o.learningRate, in: 0...10)
-            o.weightDecay = try params.float("weightDecay", default: o.weightDecay, in: 0...10)
-            o.warmupSteps = try params.int("warmupSteps", default: o.warmupSteps, in: 0...1_000_000)
-            if let f = try params.optionalDouble("finalLearningRateFraction", in: 0...1) { o.finalLearningRateFraction = Float(f) }
-            if params.has("maxGradNorm") {
-                o.maxGradNorm = try params.float("maxGradNorm", in: 1e-9...1e9)
-            } else if params.values["maxGradNorm"] == .null {
-                _ = params.raw("maxGradNorm")
-                o.maxGradNorm = nil
-            }
-            o.preserveWeight = try params.float("preserveWeight", default: o.preserveWeight, in: 0...1e6)
-            if let k = try params.optionalInt("keepPerStep", in: 0...1024) { o.keepPerStep = k }
-            try MatchParams.anchors(params, into: &o)
-            if o.verifyAnchors, let p = pairs.first(where: { Caption.parse($0.explicit) == nil }) {
+            let (options, lora) = try MatchParams.options(params)
+            if options.verifyAnchors, let p = pairs.first(where: { Caption.parse($0.explicit) == nil }) {
                 throw RPCError.invalidParams("\"anchors.verify\": the explicit prompt \"\(p.explicit)\" of pair \"\(p.id)\" is not a caption of the world, so its anchors cannot be verified")
             }
-            try MatchParams.replay(params, into: &o)
-            o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)
-            let lora = try TrainingParams.lora(params, base: o.lora)
-            o.lora = lora.settings
-            o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
-            o.seed = try params.seed(default: o.seed)!
-            try MatchParams.dislocation(params, into: &o)
-            try TrainingParams.validated { try o.validate() }
-            let options = o
-            let title = "matchDistributions: \(pairs.count) pairs, \(o.steps) steps"
+            let title = "matchDistributions: \(pairs.count) pairs, \(options.steps) steps"
             return ProcedureJob<DistributionMatching>(
                 title: title, method: "matchDistributions", model: model, trains: true,
                 checkpointEvery: ctx.options.checkpointEvery,
@@ -91,6 +67,31 @@ enum MatchParams {
         }
         let set = try params.string("set", default: "world:train")
         return try TrainingParams.items(set, knowledge: engine.knowledge()).map(KnowledgePair.init)
+    }
+
+    /// The DK-DM options the parameters ask for (all but the pairs), and the adapter shape to resolve
+    /// on the worker. Defaults are `DistributionMatchingOptions`'s.
+    static func options(_ params: Params) throws -> (DistributionMatchingOptions, TrainingParams.Lora) {
+        var o = DistributionMatchingOptions()
+        o.steps = try params.int("steps", default: o.steps, in: 0...1_000_000)
+        o.batchSize = try params.int("batchSize", default: o.batchSize, in: 1...1024)
+        o.learningRate = try params.float("learningRate", default: o.learningRate, in: 0...10)
+        o.weightDecay = try params.float("weightDecay", default: o.weightDecay, in: 0...10)
+        o.warmupSteps = try params.int("warmupSteps", default: o.warmupSteps, in: 0...1_000_000)
+        if let f = try params.optionalDouble("finalLearningRateFraction", in: 0...1) { o.finalLearningRateFraction = Float(f) }
+        o.maxGradNorm = try TrainingParams.maxGradNorm(params, default: o.maxGradNorm)
+        o.preserveWeight = try params.float("preserveWeight", default: o.preserveWeight, in: 0...1e6)
+        if let k = try params.optionalInt("keepPerStep", in: 0...1024) { o.keepPerStep = k }
+        try anchors(params, into: &o)
+        try replay(params, into: &o)
+        o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)
+        let lora = try TrainingParams.lora(params, base: o.lora)
+        o.lora = lora.settings
+        o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
+        o.seed = try params.seed(default: o.seed)!
+        try dislocation(params, into: &o)
+        try TrainingParams.validated { try o.validate() }
+        return (o, lora)
     }
 
     /// `anchors: {perPair, source, refreshEvery, verify, maxDraws, steps, guidance, seed}`.

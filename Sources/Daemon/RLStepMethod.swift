@@ -11,40 +11,11 @@ extension MethodTable {
     func registerRLStep(_ engine: Engine) {
         register("rlStep", .job { ctx, params in
             let model = try engine.model(params)
-            var o = NegativeOnlyRLOptions()
             let source = try RLParams.source(params, engine: engine, model: model)
-            o.groupSize = try params.int("groupSize", default: o.groupSize, in: 2...1024)
-            o.rounds = try params.int("rounds", default: o.rounds, in: 0...100_000)
-            o.stepsPerRound = try params.int("stepsPerRound", default: o.stepsPerRound, in: 0...100_000)
-            o.batchSize = try params.int("batchSize", default: o.batchSize, in: 1...1024)
-            o.promptsPerRound = try params.optionalInt("promptsPerRound", in: 1...1_000_000)
-            o.beta = try params.float("beta", default: o.beta, in: 1e-6...1e6)
-            o.advantageClip = try params.float("advantageClip", default: o.advantageClip, in: 1e-6...1e6)
-            o.learningRate = try params.float("learningRate", default: o.learningRate, in: 0...10)
-            o.weightDecay = try params.float("weightDecay", default: o.weightDecay, in: 0...10)
-            if params.has("maxGradNorm") {
-                o.maxGradNorm = try params.float("maxGradNorm", in: 1e-9...1e9)
-            } else if params.values["maxGradNorm"] == .null {
-                _ = params.raw("maxGradNorm")
-                o.maxGradNorm = nil
-            }
-            o.klWeight = try params.float("klWeight", default: o.klWeight, in: 0...1e6)
-            o.guidedPolicy = try params.bool("guidedPolicy", default: o.guidedPolicy)
-            o.klReference = .init(rawValue: try params.choice("klReference", NegativeOnlyRLOptions.KLReference.allCases.map(\.rawValue),
-                                                              default: o.klReference.rawValue))!
-            o.sampling = try SampleSettingsParams.read(params, stepsName: "samplingSteps", defaults: o.sampling,
-                                                       adapterName: nil)
-            o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)
-            if let d = try params.optionalDouble("emaDecay", in: 0...0.999999) { o.oldPolicy = .ema(decay: Float(d)) }
-            let lora = try TrainingParams.lora(params, base: o.lora)
-            o.lora = lora.settings
-            o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
-            o.seed = try params.seed(default: o.seed)!
-            try TrainingParams.validated { try o.validate() }
-            let options = o
+            let (options, lora) = try RLParams.options(params)
             let title: String
             switch source {
-            case .world(let p): title = "rlStep: \(p.count) prompts × \(o.groupSize), \(o.rounds) round(s)"
+            case .world(let p): title = "rlStep: \(p.count) prompts × \(options.groupSize), \(options.rounds) round(s)"
             case .groups(let g): title = "rlStep: \(g.reduce(0) { $0 + $1.rewards.count }) rewarded samples"
             }
             return ProcedureJob<NegativeOnlyRL>(
@@ -82,6 +53,36 @@ enum RLParams {
         case world([RLPrompt])
         /// The caller's samples and rewards, grouped by prompt.
         case groups([RLGroup])
+    }
+
+    /// The NO-RL options the parameters ask for (all but the prompts or samples), and the adapter
+    /// shape to resolve on the worker. Defaults are `NegativeOnlyRLOptions`'s.
+    static func options(_ params: Params) throws -> (NegativeOnlyRLOptions, TrainingParams.Lora) {
+        var o = NegativeOnlyRLOptions()
+        o.groupSize = try params.int("groupSize", default: o.groupSize, in: 2...1024)
+        o.rounds = try params.int("rounds", default: o.rounds, in: 0...100_000)
+        o.stepsPerRound = try params.int("stepsPerRound", default: o.stepsPerRound, in: 0...100_000)
+        o.batchSize = try params.int("batchSize", default: o.batchSize, in: 1...1024)
+        o.promptsPerRound = try params.optionalInt("promptsPerRound", in: 1...1_000_000)
+        o.beta = try params.float("beta", default: o.beta, in: 1e-6...1e6)
+        o.advantageClip = try params.float("advantageClip", default: o.advantageClip, in: 1e-6...1e6)
+        o.learningRate = try params.float("learningRate", default: o.learningRate, in: 0...10)
+        o.weightDecay = try params.float("weightDecay", default: o.weightDecay, in: 0...10)
+        o.maxGradNorm = try TrainingParams.maxGradNorm(params, default: o.maxGradNorm)
+        o.klWeight = try params.float("klWeight", default: o.klWeight, in: 0...1e6)
+        o.guidedPolicy = try params.bool("guidedPolicy", default: o.guidedPolicy)
+        o.klReference = .init(rawValue: try params.choice("klReference", NegativeOnlyRLOptions.KLReference.allCases.map(\.rawValue),
+                                                          default: o.klReference.rawValue))!
+        o.sampling = try SampleSettingsParams.read(params, stepsName: "samplingSteps", defaults: o.sampling,
+                                                   adapterName: nil)
+        o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)
+        if let d = try params.optionalDouble("emaDecay", in: 0...0.999999) { o.oldPolicy = .ema(decay: Float(d)) }
+        let lora = try TrainingParams.lora(params, base: o.lora)
+        o.lora = lora.settings
+        o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
+        o.seed = try params.seed(default: o.seed)!
+        try TrainingParams.validated { try o.validate() }
+        return (o, lora)
     }
 
     static func source(_ params: Params, engine: Engine, model: EngineModel) throws -> Source {

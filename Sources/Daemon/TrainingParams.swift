@@ -76,6 +76,16 @@ enum TrainingParams {
         }
     }
 
+    /// `maxGradNorm`: a positive number, or null for no clipping (absent: `def`).
+    static func maxGradNorm(_ params: Params, default def: Float?) throws -> Float? {
+        if params.has("maxGradNorm") { return try params.float("maxGradNorm", in: 1e-9...1e9) }
+        if params.values["maxGradNorm"] == .null {
+            _ = params.raw("maxGradNorm")
+            return nil
+        }
+        return def
+    }
+
     static func timeSampling(_ params: Params, default def: TimeSampling) throws -> TimeSampling {
         guard let text = try params.optionalString("timeSampling") else { return def }
         do { return try TimeSampling(parsing: text) } catch {

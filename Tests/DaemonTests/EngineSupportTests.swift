@@ -52,6 +52,22 @@ final class EngineSupportTests: XCTestCase {
         XCTAssertNil(try p.nested("replay"))
     }
 
+    func testMaxGradNormTakesAPositiveNumberOrNull() throws {
+        func read(_ text: String) throws -> Float? {
+            let p = try Params(method: "rlStep", JSON.parse(text))
+            let v = try TrainingParams.maxGradNorm(p, default: 1)
+            try p.finish()
+            return v
+        }
+        XCTAssertEqual(try read("{}"), 1)
+        XCTAssertEqual(try read(#"{"maxGradNorm": 2.5}"#), 2.5)
+        XCTAssertNil(try read(#"{"maxGradNorm": null}"#), "null turns clipping off")
+        XCTAssertThrowsError(try read(#"{"maxGradNorm": 0}"#)) {
+            XCTAssertTrue(($0 as! RPCError).message.contains("\"maxGradNorm\" must be"), "\($0)")
+        }
+        XCTAssertThrowsError(try read(#"{"maxGradNorm": "off"}"#))
+    }
+
     func testDefaultModelIsFoundAboveTheBinaryOrThroughTheEnvironment() throws {
         let root = NSTemporaryDirectory() + "default-model-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: root) }
