@@ -44,8 +44,9 @@ public final class Server: DispatcherHost {
         uv_async_init(loop, wake, uvOnAsync)
         wake.pointee.data = me
 
-        try listen()
-
+        // Signals before the socket: a client may connect as soon as it listens and a supervisor may
+        // then send SIGTERM at once, which without the handler would kill the daemon uncleanly (seen in
+        // CI). A signal that comes before the loop runs waits in libuv until it does.
         for signum in [SIGTERM, SIGINT] {
             let h = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
             uv_signal_init(loop, h)
@@ -53,6 +54,8 @@ public final class Server: DispatcherHost {
             uv_signal_start(h, uvOnSignal, signum)
             signalHandles.append(h)
         }
+
+        try listen()
         let t = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
         uv_timer_init(loop, t)
         t.pointee.data = me

@@ -233,6 +233,19 @@ def test_signals_shut_down_cleanly(start, sig):
     d.expected_exit = True
 
 
+def test_sigterm_the_moment_the_socket_accepts_shuts_down_cleanly(start):
+    """A supervisor may signal as soon as the daemon is connectable: the handlers are in place before
+    the socket listens (CI once caught a daemon killed by a SIGTERM sent in that gap; a 300 ms pause
+    put between listening and the handlers reproduced it every time)."""
+    for _ in range(10):
+        d = start(wait=False)
+        d.wait_ready()
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(10) == 0, d.log()
+        assert not os.path.exists(d.socket_path)
+        d.expected_exit = True
+
+
 def test_socket_removed_only_if_ours(start, workdir):
     """A daemon whose socket file was replaced by someone else's leaves that file alone at exit."""
     d = start()
