@@ -60,24 +60,20 @@ def main():
         means = [round(x["rewardMean"], 3) for x in r.get("perRound", [])]
         print(f"{a.name} rlStep {wall:.1f} s, rollouts' mean reward per round {means}", flush=True)
         c.call("adapters/save", {"path": os.path.abspath(os.path.join(a.out, f"{a.name}.safetensors"))})
-    for s in a.seeds:
-        e = c.call("evaluate", {"set": "world:train", "samplesPerItem": 4, "steps": 16, "guidance": 4, "seed": s})
-        write(f"train{s}", e)
-        t = e["bySplit"]["train"]
-        print(f"{a.name} train seed {s}: strict {100 * t['accuracy']:.1f}%, gap {t['knowledgeGap']:.2f}, "
-              f"anchors {100 * t['explicit']['accuracy']:.1f}%", flush=True)
-    for s in a.explicit_seeds:
-        e = c.call("evaluate", {"set": "world:explicit", "explicitCount": 256, "samplesPerItem": 2, "steps": 16,
-                                "guidance": 4, "seed": s})
-        write(f"explicit{s}", e)
-        print(f"{a.name} world:explicit seed {s}: strict {100 * e['accuracy']:.1f}%", flush=True)
-    for s in a.paraphrase_seeds:
-        e = c.call("evaluate", {"set": "world:test-paraphrase", "samplesPerItem": 8, "steps": 16, "guidance": 4,
-                                "seed": s})
-        write(f"paraphrase{s}", e)
-        t = e["bySplit"]["test-paraphrase"]
-        print(f"{a.name} test-paraphrase seed {s}: strict {100 * t['accuracy']:.1f}%, score {t['score']:.3f}, "
-              f"gap {t['knowledgeGap']:.2f}, anchors {100 * t['explicit']['accuracy']:.1f}%", flush=True)
+    # (seeds, file name, evaluate params, the split whose implicit prompts are reported; None: world:explicit)
+    runs = [(a.seeds, "train", {"set": "world:train", "samplesPerItem": 4}, "train"),
+            (a.explicit_seeds, "explicit", {"set": "world:explicit", "explicitCount": 256, "samplesPerItem": 2}, None),
+            (a.paraphrase_seeds, "paraphrase", {"set": "world:test-paraphrase", "samplesPerItem": 8}, "test-paraphrase")]
+    for chosen, name, params, split in runs:
+        for s in chosen:
+            e = c.call("evaluate", dict(params, steps=16, guidance=4, seed=s))
+            write(f"{name}{s}", e)
+            if split is None:
+                print(f"{a.name} world:explicit seed {s}: strict {100 * e['accuracy']:.1f}%", flush=True)
+                continue
+            t = e["bySplit"][split]
+            print(f"{a.name} {split} seed {s}: strict {100 * t['accuracy']:.1f}%, score {t['score']:.3f}, "
+                  f"gap {t['knowledgeGap']:.2f}, anchors {100 * t['explicit']['accuracy']:.1f}%", flush=True)
 
 
 if __name__ == "__main__":
