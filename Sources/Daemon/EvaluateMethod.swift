@@ -66,7 +66,7 @@ enum EvaluateParams {
             default: throw params.invalid("dislocation", "true, false or {samplesPerPair, anchors, seed}", got: v)
             }
         }
-        let anchors = try anchorSettings(params, sampling: o.sampling)
+        let anchors = try anchorSettings(params)
         try TrainingParams.validated { try o.validate() }
         return (o, items, anchors)
     }
@@ -85,7 +85,7 @@ enum EvaluateParams {
 
     /// `anchors: {steps, guidance, seed}`: how the dislocation's reference anchors are sampled
     /// (default: like DK-DM's, so that both share one bank).
-    static func anchorSettings(_ params: Params, sampling: SamplingSettings) throws -> AnchorBank.Settings {
+    static func anchorSettings(_ params: Params) throws -> AnchorBank.Settings {
         let def = DistributionMatchingOptions().anchors
         guard let a = try params.nested("anchors") else { return def }
         var s = def.sampling
