@@ -71,6 +71,7 @@ enum RLParams {
         o.maxGradNorm = try TrainingParams.maxGradNorm(params, default: o.maxGradNorm)
         o.klWeight = try params.float("klWeight", default: o.klWeight, in: 0...1e6)
         o.guidedPolicy = try params.bool("guidedPolicy", default: o.guidedPolicy)
+        o.reward = try params.choice("reward", ["world", "world-graded"], default: "world") == "world" ? .score : .graded
         o.klReference = .init(rawValue: try params.choice("klReference", NegativeOnlyRLOptions.KLReference.allCases.map(\.rawValue),
                                                           default: o.klReference.rawValue))!
         o.sampling = try SampleSettingsParams.read(params, stepsName: "samplingSteps", defaults: o.sampling,
@@ -99,7 +100,6 @@ enum RLParams {
             }
             return .groups(try groups(params, engine: engine, model: model))
         }
-        _ = try params.choice("reward", ["world"], default: "world")
         let kinds = try params.has("kinds") ? params.stringArray("kinds").map { k -> KnowledgeItem.PromptKind in
             guard let kind = KnowledgeItem.PromptKind(rawValue: k), kind != .superficial else {
                 throw RPCError.invalidParams("\"kinds\" may hold \"implicit\" and \"explicit\", got \"\(k)\"")

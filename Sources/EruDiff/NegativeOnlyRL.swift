@@ -265,7 +265,7 @@ public final class NegativeOnlyRL: Procedure {
                 for j in 0..<options.groupSize {
                     let idx = k * options.groupSize + j
                     let v = try verifier.verify(signedUnit: images.data + idx * pk.pixelCount, width: pk.width, height: pk.height)
-                    roundRewards.append(KnowledgeMetrics.score(found: v.attributes, expected: prompts[i].expect))
+                    roundRewards.append(options.reward.reward(v, expected: prompts[i].expect))
                 }
             }
         }

@@ -69,7 +69,7 @@ public struct KnowledgeItem: Hashable, Codable, Sendable {
 
 extension Attributes {
     /// How many attributes this value names.
-    var namedCount: Int {
+    public var namedCount: Int {
         (shape == nil ? 0 : 1) + (color == nil ? 0 : 1) + (background == nil ? 0 : 1)
             + (size == nil ? 0 : 1) + (position == nil ? 0 : 1)
     }

@@ -11,6 +11,10 @@ public struct Verification: Sendable, Equatable {
     /// pixels of coverage (about 0 when the two shapes are indistinguishable here).
     public var runnerUp: Shape?
     public var shapeMargin: Float
+    /// How well each shape's template, fitted on its own, explains the object, on `confidence`'s
+    /// scale (the best shape's value is `confidence`); empty when no object stands out at all. A
+    /// graded reading of a wrong shape: how near the object came to the one it should have been.
+    public var shapeFit: [Shape: Float]
     /// Measured object and background colours, sRGB in [0, 1].
     public var objectRGB: SIMD3<Float>
     public var backgroundRGB: SIMD3<Float>
@@ -21,9 +25,9 @@ public struct Verification: Sendable, Equatable {
 
     public init(attributes: Attributes, foundObject: Bool, confidence: Float, runnerUp: Shape?,
                 shapeMargin: Float, objectRGB: SIMD3<Float>, backgroundRGB: SIMD3<Float>,
-                centerX: Float, centerY: Float, extent: Float) {
+                centerX: Float, centerY: Float, extent: Float, shapeFit: [Shape: Float] = [:]) {
         self.attributes = attributes; self.foundObject = foundObject; self.confidence = confidence
-        self.runnerUp = runnerUp; self.shapeMargin = shapeMargin
+        self.runnerUp = runnerUp; self.shapeMargin = shapeMargin; self.shapeFit = shapeFit
         self.objectRGB = objectRGB; self.backgroundRGB = backgroundRGB
         self.centerX = centerX; self.centerY = centerY; self.extent = extent
     }

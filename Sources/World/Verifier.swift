@@ -130,8 +130,12 @@ public struct Verifier: Sendable {
 
         let noiseVar = sigma * sigma / contrast2
         let energy = cov.reduce(0) { $0 + $1 * $1 }
-        let excess = max(0, best.residual - Float(n) * noiseVar)
-        let confidence = energy > 0 ? min(max(1 - excess / energy, 0), 1) : 0
+        func fit(_ residual: Float) -> Float {
+            energy > 0 ? min(max(1 - max(0, residual - Float(n) * noiseVar) / energy, 0), 1) : 0
+        }
+        let confidence = fit(best.residual)
+        var shapeFit: [Shape: Float] = [:]
+        for f in fits where shapeFit[f.shape] == nil { shapeFit[f.shape] = fit(f.residual) }
 
         let dx = best.centerX - Float(side) / 2, dy = best.centerY - Float(side) / 2
         let position: Position
@@ -151,7 +155,7 @@ public struct Verifier: Sendable {
                             foundObject: found, confidence: confidence, runnerUp: second.shape,
                             shapeMargin: second.residual - best.residual, objectRGB: objRGB,
                             backgroundRGB: bgRGB, centerX: best.centerX, centerY: best.centerY,
-                            extent: best.extent)
+                            extent: best.extent, shapeFit: shapeFit)
     }
 
     private func noObject(_ p: UnsafePointer<Float>, background: SIMD3<Float>) -> Verification {

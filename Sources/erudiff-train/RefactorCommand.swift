@@ -18,7 +18,7 @@ enum RefactorCommand: TrainCommand {
         [--replay N] [--replay-pool N] [--replay-weight W] [--replay-source reference|rendered] [--time-sampling uniform|logit-normal[:m:s]|shifted:s]
         [--lora-rank R] [--lora-alpha A] [--lora-targets default|all] [--policy-steps N] [--policy-lr X] [--policy-refresh N]
         [--rl-rounds N] [--rl-steps N] [--rl-group G] [--rl-batch N] [--rl-prompts N] [--rl-captions N]
-        [--rl-kinds implicit,explicit] [--rl-lr X] [--beta B] [--amax A] [--kl W] [--kl-reference base|start] [--rl-conditional] [--sde-noise A] [--rl-sample-steps N]
+        [--rl-kinds implicit,explicit] [--rl-lr X] [--beta B] [--amax A] [--rl-reward score|graded] [--kl W] [--kl-reference base|start] [--rl-conditional] [--sde-noise A] [--rl-sample-steps N]
         [--rl-time-sampling uniform|logit-normal[:m:s]|shifted:s]
         [--checkpoint-seconds S]
       Runs on the base weights of --model (default models/mini) and writes into --out (default out/refactor):
@@ -32,6 +32,7 @@ enum RefactorCommand: TrainCommand {
       --kl-reference start holds NO-RL to the adapter it starts from (default base: adapter off);
       --rl-conditional trains NO-RL's conditional velocity instead of the guided one that sampled its groups
       (NegativeOnlyRLOptions.guidedPolicy, on by default).
+      --rl-reward graded also credits a wrong shape by how well the expected one fits (WorldReward).
       Defaults: RefactoringOptions.standard (chosen to fit 15 minutes on 2 cores).
     """
 
@@ -41,7 +42,7 @@ enum RefactorCommand: TrainCommand {
             "model", "out", "seed", "threads", "minilm", "eval-samples", "eval-steps", "explicit-count", "guidance",
             "dkdm-steps", "dkdm-batch", "dkdm-lr", "anchors", "anchor-steps", "anchor-draws", "keep", "keep-rows", "replay", "replay-pool", "replay-weight", "replay-source",
             "time-sampling", "policy-steps", "policy-lr", "policy-refresh", "lora-rank", "lora-alpha", "lora-targets", "rl-rounds", "rl-steps", "rl-group", "rl-batch",
-            "rl-prompts", "rl-captions", "rl-kinds", "rl-lr", "beta", "amax", "kl", "kl-reference", "sde-noise", "rl-sample-steps", "rl-time-sampling",
+            "rl-prompts", "rl-captions", "rl-kinds", "rl-lr", "beta", "amax", "rl-reward", "kl", "kl-reference", "sde-noise", "rl-sample-steps", "rl-time-sampling",
             "checkpoint-seconds",
         ], boolean: ["ablation", "rl-conditional", "verify-anchors"])
         if let t = try f.int("threads") { BLAS.setThreads(t); Parallel.threads = max(1, t) }
@@ -120,6 +121,10 @@ enum RefactorCommand: TrainCommand {
         if let v = try f.float("beta") { o.norl.beta = v }
         if let v = try f.float("amax") { o.norl.advantageClip = v }
         if let v = try f.float("kl") { o.norl.klWeight = v }
+        if let v = f.string("rl-reward") {
+            guard let r = WorldReward(rawValue: v) else { throw UsageError(description: "--rl-reward expects score or graded") }
+            o.norl.reward = r
+        }
         if f.has("rl-conditional") { o.norl.guidedPolicy = false }
         if let v = f.string("kl-reference") {
             guard let r = NegativeOnlyRLOptions.KLReference(rawValue: v) else {

@@ -68,6 +68,18 @@ final class EngineSupportTests: XCTestCase {
         XCTAssertThrowsError(try read(#"{"maxGradNorm": "off"}"#))
     }
 
+    func testRLStepRewardChoosesTheWorldReward() throws {
+        func read(_ text: String) throws -> WorldReward {
+            try RLParams.options(Params(method: "rlStep", JSON.parse(text))).0.reward
+        }
+        XCTAssertEqual(try read("{}"), .score)
+        XCTAssertEqual(try read(#"{"reward": "world"}"#), .score)
+        XCTAssertEqual(try read(#"{"reward": "world-graded"}"#), .graded)
+        XCTAssertThrowsError(try read(#"{"reward": "clip"}"#)) {
+            XCTAssertTrue(($0 as! RPCError).message.contains("world-graded"), "\($0)")
+        }
+    }
+
     func testDefaultModelIsFoundAboveTheBinaryOrThroughTheEnvironment() throws {
         let root = NSTemporaryDirectory() + "default-model-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -79,6 +79,30 @@ final class VerifierTests: XCTestCase {
         XCTAssertFalse(vk.foundObject, "\(vk)")
     }
 
+    /// Every shape's template is graded against the object: the drawn shape's fit is the confidence
+    /// and the highest, the others lie in [0, 1] below it, and a shape's near neighbours fit better
+    /// than shapes unlike it (an octagon is nearer a circle than a cross or a star is). No object: no
+    /// grades.
+    func testShapeFitGradesEveryTemplate() throws {
+        let verifier = Verifier()
+        var rng = RNG(seed: 31)
+        for shape in Shape.allCases {
+            let (_, image) = Renderer.image(Attributes(shape: shape, color: .red, background: .white, size: .large), rng: &rng)
+            let v = try verifier.verify(image)
+            XCTAssertEqual(v.attributes.shape, shape)
+            XCTAssertEqual(Set(v.shapeFit.keys), Set(Shape.allCases))
+            XCTAssertEqual(v.shapeFit[shape], v.confidence)
+            for (other, fit) in v.shapeFit where other != shape {
+                XCTAssertTrue(fit >= 0 && fit < v.confidence, "\(shape): \(other) fits \(fit), confidence \(v.confidence)")
+            }
+        }
+        let (_, circle) = Renderer.image(Attributes(shape: .circle, color: .blue, background: .yellow, size: .large), rng: &rng)
+        let fits = try verifier.verify(circle).shapeFit
+        XCTAssertGreaterThan(fits[.octagon]!, fits[.cross]!)
+        XCTAssertGreaterThan(fits[.octagon]!, fits[.star]!)
+        XCTAssertEqual(try verifier.verify(RGBImage(width: 32, height: 32, fill: SIMD3(255, 255, 255))).shapeFit, [:])
+    }
+
     func testWrongSizeThrows() {
         XCTAssertThrowsError(try Verifier().verify(RGBImage(width: 16, height: 16))) { error in
             XCTAssertEqual(error as? WorldError, .unsupportedSize(width: 16, height: 16))

@@ -236,6 +236,19 @@ def test_rl_step_with_world_rewards(engine, contract):
     assert r["steps"] == len(r["losses"]) and r["negatives"] >= 0
 
 
+def test_rl_step_graded_world_reward_credits_near_misses(engine, contract):
+    # The same rollouts (same seed, no training step) rewarded both ways: mini draws an octagon as a
+    # round blob that reads as a circle, so some samples have the wrong shape, which the graded reward
+    # credits by how well the octagon's template fits them.
+    params = {"prompts": ["a red octagon on a white background", "a red circle on a white background"],
+              "groupSize": 4, "samplingSteps": 8, "stepsPerRound": 0, "seed": 3}
+    plain = result(engine, contract, "rlStep", params)["perRound"][0]
+    graded = result(engine, contract, "rlStep", dict(params, reward="world-graded"))["perRound"][0]
+    assert plain["rewardMean"] < 1
+    assert graded["rewardMean"] > plain["rewardMean"]
+    assert graded["skippedGroups"] <= plain["skippedGroups"]
+
+
 def test_rl_step_with_caller_rewards_for_sample_ids(engine, contract):
     ims = result(engine, contract, "sample", {"prompt": "the flag of Japan", "count": 4, "seed": 5, "steps": 3})["images"]
     samples = [{"id": im["id"], "reward": rw} for im, rw in zip(ims, [0.0, 1.0, 0.25, 1.0])]
