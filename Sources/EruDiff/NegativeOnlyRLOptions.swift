@@ -50,7 +50,8 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
     /// No effect without guidance (w = 1). On by default: conditional-only training lowered accuracy on
     /// `mini`, even its own rollouts' reward (README, "Why NO-RL hurt").
     public var guidedPolicy = true
-    /// The verifier's reward for sampled groups (the caller's rewards replace it).
+    /// The verifier's reward for sampled groups (the caller's rewards replace it). The knowledge
+    /// score by default; `.graded` gained nothing on `mini` (README, "What the paraphrases rest on").
     public var reward: WorldReward = .score
     /// How groups are sampled (ODE, or SDE with a noise level for exploration).
     public var sampling = SamplingSettings(steps: 20, guidance: 4, sdeNoise: 0.7)
