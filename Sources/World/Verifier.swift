@@ -134,8 +134,7 @@ public struct Verifier: Sendable {
             energy > 0 ? min(max(1 - max(0, residual - Float(n) * noiseVar) / energy, 0), 1) : 0
         }
         let confidence = fit(best.residual)
-        var shapeFit: [Shape: Float] = [:]
-        for f in fits where shapeFit[f.shape] == nil { shapeFit[f.shape] = fit(f.residual) }
+        let shapeFit = Dictionary(uniqueKeysWithValues: fits.map { ($0.shape, fit($0.residual)) })  // one fit per shape
 
         let dx = best.centerX - Float(side) / 2, dy = best.centerY - Float(side) / 2
         let position: Position
