@@ -82,7 +82,11 @@ enum MatchParams {
         o.maxGradNorm = try TrainingParams.maxGradNorm(params, default: o.maxGradNorm)
         o.preserveWeight = try params.float("preserveWeight", default: o.preserveWeight, in: 0...1e6)
         if let k = try params.optionalInt("keepPerStep", in: 0...1024) { o.keepPerStep = k }
+        if try params.choice("matchTarget", ["reference", "anchor"], default: "reference") == "anchor" { o.matchTarget = .anchor }
         try anchors(params, into: &o)
+        if o.matchTarget == .anchor && o.anchorSource != .reference {
+            throw RPCError.invalidParams("\"matchTarget\": \"anchor\" needs reference anchors (\"anchors.source\": \"reference\")")
+        }
         try replay(params, into: &o)
         o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)
         let lora = try TrainingParams.lora(params, base: o.lora)

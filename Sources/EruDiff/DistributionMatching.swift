@@ -18,7 +18,9 @@ import World
 /// (adapter off, shared inference workspace) for all targets.
 ///
 /// With `verifyAnchors` the anchors x0 are only those the world verifier reads as their explicit
-/// prompt states (`VerifiedAnchors`); the dislocation is still measured on the unverified ones.
+/// prompt states (`VerifiedAnchors`); the dislocation is still measured on the unverified ones. With
+/// `matchTarget` `.anchor` the implicit rows' target is the anchor's own velocity ε − x0 instead of
+/// v_ref(x_t,t,c_e) (fine-tuning on the anchors, not DK-DM; the keep and replay terms are unchanged).
 ///
 /// Units: the dislocation before, anchor sampling (rounds of it when verified), replay sampling,
 /// each training step (and policy anchor refreshes), the dislocation after. Every step's draws come
@@ -77,6 +79,8 @@ public final class DistributionMatching: Procedure {
     private var trainText: ConditioningRows!
     private var refText: ConditioningRows!
     private var trainX, refX, refOut, targets, dOut, noise: Tensor!
+    /// The matching rows' own flow velocities ε − x0, kept when `matchTarget` is `.anchor`.
+    private var anchorVelocity: Tensor?
 
     private var batch: Int { options.batchSize }
     /// Pairs of the batch that also carry the keep rows (explicit and unconditional): the first ones.
@@ -224,6 +228,7 @@ public final class DistributionMatching: Procedure {
         targets = Tensor(zeros: [trainRows, pk.tokens, pk.tokenChannels])
         dOut = Tensor(zeros: [min(trainRows, options.rowsPerPass), pk.tokens, pk.tokenChannels])
         noise = Tensor(zeros: [pk.tokens * pk.tokenChannels])
+        if options.matchTarget == .anchor { anchorVelocity = Tensor(zeros: [batch, pk.tokens, pk.tokenChannels]) }
         if replayRows > 0 {
             var rng = RNG(seed: SeedHash.seed(options.seed, purpose: "dkdm.replay"))
             var captions: [(text: String, attributes: Attributes)] = []
@@ -312,6 +317,7 @@ public final class DistributionMatching: Procedure {
             rng.fillNormal(noise.data, count: per)
             let xt = trainX.data + i * per
             FlowMatching.noisy(x0: x0, noise: noise.data, t: t, into: xt, count: per)
+            if let v = anchorVelocity { FlowMatching.velocity(x0: x0, noise: noise.data, into: v.data + i * per, count: per) }
             trainText.set(i, from: implicitText, index: p)
             refText.set(i, from: explicitText, index: p)
             refX.data.advanced(by: i * per).update(from: xt, count: per)
@@ -355,7 +361,8 @@ public final class DistributionMatching: Procedure {
             return FluxInput(image: refX.rowsView(s, n), text: t.states, pooled: t.pooled,
                              timesteps: Array(refTimes[s..<(s + n)]), guidance: guidance(n))
         }) { out, s in (refOut.data + s * per).update(from: out.data, count: out.shape[0] * per) }
-        targets.data.update(from: refOut.data, count: b * per)  // implicit rows: v_ref(c_e)
+        // Implicit rows: v_ref(c_e), or the anchors' own velocities.
+        targets.data.update(from: anchorVelocity?.data ?? refOut.data, count: b * per)
         (targets.data + b * per).update(from: refOut.data, count: k * per)  // explicit keep rows: v_ref(c_e)
         (targets.data + (b + k) * per).update(from: refOut.data + b * per, count: k * per)  // unconditional
         let t0 = b + 2 * k, r0 = b + k
@@ -439,6 +446,22 @@ public final class DistributionMatching: Procedure {
         let g = gradient ? optimizer.gradients.flat.copy() : nil
         optimizer.gradients.flat.zero()
         return (loss, g)
+    }
+
+    /// The matching rows of step `s` as `lossAndGradient` trains them: each row's x_t, t, and
+    /// target, for tests of what the implicit prompt is taught. Runs the setup stages first if needed.
+    func matchingRows(step s: Int) throws -> [(xt: [Float], t: Float, target: [Float])] {
+        _ = try probe(step: s, gradient: false)
+        let saved = step
+        step = s
+        defer { step = saved }
+        let times = try assemble()
+        _ = try lossAndGradient(times: times, backward: false)
+        let per = bank.anchorSize
+        return (0..<batch).map { i in
+            (Array(UnsafeBufferPointer(start: trainX.data + i * per, count: per)), times[i],
+             Array(UnsafeBufferPointer(start: targets.data + i * per, count: per)))
+        }
     }
 
     // MARK: Saving

@@ -17,6 +17,19 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
         case rendered
     }
 
+    /// What the implicit prompt's velocity is trained towards on an anchor's path.
+    public enum MatchTarget: String, Codable, Equatable, Sendable {
+        /// DESIGN §4.2: the reference's velocity under the explicit prompt, sg[v_ref(x_t, t, c_e)] — the
+        /// reference's average over every image of c_e that x_t could have come from, right or wrong.
+        case reference
+        /// The anchor's own flow-matching velocity ε − x0: fine-tuning the implicit prompt on the anchor
+        /// images themselves, and with `verifyAnchors` on only those the verifier accepts, so that a
+        /// reference that draws its explicit prompt wrong a quarter of the time does not teach the
+        /// implicit one the misses too. Not DK-DM's distribution matching; an experiment beside it
+        /// (README, "Verified samples as the target").
+        case anchor
+    }
+
     public var steps = 200
     /// Pairs per step.
     public var batchSize = 8
@@ -43,6 +56,9 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
     public var verifyAnchors = false
     /// Most anchors drawn per pair when verifying (nil: 3 × `anchorsPerPair`).
     public var maxAnchorDraws: Int? = nil
+    /// The matching rows' target (nil: `.reference`, DK-DM as specified; optional so that the options
+    /// of runs saved before it existed still decode).
+    public var matchTarget: MatchTarget? = nil
     /// λ_keep: weight of the keep terms on the explicit prompt and on the unconditional input.
     public var preserveWeight: Float = 1
     /// Pairs of each batch whose keep rows (explicit and unconditional) are trained (nil: all of them).
@@ -85,6 +101,9 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
         guard anchorsPerPair > 0 && anchorsPerPair <= 256 else { throw bad("anchors.perPair must be in 1...256") }
         if case let .policy(k) = anchorSource, k <= 0 { throw bad("anchors.refreshEvery must be positive") }
         if verifyAnchors && anchorSource != .reference { throw bad("anchors.verify needs reference anchors") }
+        if matchTarget == .anchor && anchorSource != .reference {
+            throw bad("matchTarget \"anchor\" needs reference anchors (the policy's own samples would teach it nothing new)")
+        }
         if let m = maxAnchorDraws {
             guard m >= anchorsPerPair && m <= 1024 else { throw bad("anchors.maxDraws must be in perPair...1024") }
         }

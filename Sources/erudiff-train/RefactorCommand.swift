@@ -13,7 +13,7 @@ enum RefactorCommand: TrainCommand {
     static let usage = """
     usage: erudiff-train refactor [--model DIR] [--out DIR] [--seed N] [--ablation] [--threads N] [--minilm DIR]
         [--eval-samples N] [--eval-steps N] [--explicit-count N] [--guidance W]
-        [--dkdm-steps N] [--dkdm-batch N] [--dkdm-lr X] [--anchors K] [--anchor-steps N] [--verify-anchors] [--anchor-draws N]
+        [--dkdm-steps N] [--dkdm-batch N] [--dkdm-lr X] [--anchors K] [--anchor-steps N] [--verify-anchors] [--anchor-draws N] [--match-target reference|anchor]
         [--keep W] [--keep-rows N]
         [--replay N] [--replay-pool N] [--replay-weight W] [--replay-source reference|rendered] [--time-sampling uniform|logit-normal[:m:s]|shifted:s]
         [--lora-rank R] [--lora-alpha A] [--lora-targets default|all] [--policy-steps N] [--policy-lr X] [--policy-refresh N]
@@ -29,6 +29,8 @@ enum RefactorCommand: TrainCommand {
       redrawn every --policy-refresh steps (default 50), at --policy-lr (default 3e-3); off by default.
       --verify-anchors trains DK-DM only on reference anchors the world verifier reads as their explicit
       caption states, drawing up to --anchor-draws per pair (default 3 × --anchors) to find them.
+      --match-target anchor trains the implicit prompt on the anchors' own velocities ε − x0 instead of
+      the reference's (fine-tuning on the anchors, not DK-DM; with --verify-anchors, on verified ones).
       --kl-reference start holds NO-RL to the adapter it starts from (default base: adapter off);
       --rl-conditional trains NO-RL's conditional velocity instead of the guided one that sampled its groups
       (NegativeOnlyRLOptions.guidedPolicy, on by default).
@@ -40,7 +42,7 @@ enum RefactorCommand: TrainCommand {
         if arguments.contains("--help") || arguments.contains("-h") { print(usage); return }
         let f = try Flags(arguments, valued: [
             "model", "out", "seed", "threads", "minilm", "eval-samples", "eval-steps", "explicit-count", "guidance",
-            "dkdm-steps", "dkdm-batch", "dkdm-lr", "anchors", "anchor-steps", "anchor-draws", "keep", "keep-rows", "replay", "replay-pool", "replay-weight", "replay-source",
+            "dkdm-steps", "dkdm-batch", "dkdm-lr", "anchors", "anchor-steps", "anchor-draws", "match-target", "keep", "keep-rows", "replay", "replay-pool", "replay-weight", "replay-source",
             "time-sampling", "policy-steps", "policy-lr", "policy-refresh", "lora-rank", "lora-alpha", "lora-targets", "rl-rounds", "rl-steps", "rl-group", "rl-batch",
             "rl-prompts", "rl-captions", "rl-kinds", "rl-lr", "beta", "amax", "rl-reward", "kl", "kl-reference", "sde-noise", "rl-sample-steps", "rl-time-sampling",
             "checkpoint-seconds",
@@ -71,6 +73,12 @@ enum RefactorCommand: TrainCommand {
         if let v = try f.int("anchor-steps") { o.dkdm.anchors.sampling.steps = v }
         if f.has("verify-anchors") { o.dkdm.verifyAnchors = true }
         if let v = try f.int("anchor-draws") { o.dkdm.maxAnchorDraws = v }
+        if let v = f.string("match-target") {
+            guard let t = DistributionMatchingOptions.MatchTarget(rawValue: v) else {
+                throw UsageError(description: "--match-target expects reference or anchor")
+            }
+            o.dkdm.matchTarget = t
+        }
         if let v = try f.float("keep") { o.dkdm.preserveWeight = v }
         if let v = try f.int("keep-rows") { o.dkdm.keepPerStep = v }
         if let v = try f.int("replay") { o.dkdm.replayPerStep = v }

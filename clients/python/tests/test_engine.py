@@ -4,6 +4,7 @@ written, the adapter's state), and bad params answered -32602 naming the paramet
 
 import base64
 import json
+import math
 import os
 import re
 import struct
@@ -142,6 +143,8 @@ BAD = [
     ("matchDistributions", {"learningRate": -1}, "learningRate"),
     ("matchDistributions", {"timeSampling": "gaussian"}, "timeSampling"),
     ("matchDistributions", {"dislocation": 3}, "dislocation"),
+    ("matchDistributions", {"matchTarget": "truth"}, "matchTarget"),
+    ("matchDistributions", {"matchTarget": "anchor", "anchors": {"source": "policy"}}, "matchTarget"),
     ("rlStep", {"groupSize": 1}, "groupSize"),
     ("rlStep", {"prompts": ["a purple cat playing chess"]}, "prompts[0]"),
     ("rlStep", {"prompts": ["a stop sign"], "set": "world:train"}, "set"),
@@ -221,6 +224,20 @@ def test_match_distributions_with_verified_anchors(engine, contract):
     assert 2 <= c["verified"] <= 4 and 0 <= c["accepted"] <= c["verified"]
     assert c["short"] == c["none"] and 0 <= c["none"] <= 2
     assert c["accepted"] >= 2 - c["none"]
+
+
+def test_match_distributions_anchor_target_trains_on_the_anchors_velocities(engine, contract):
+    # Same seed and draws, another target for the implicit rows: at the first step (a fresh adapter,
+    # so the policy is the reference) the matching term against the anchors' own velocities ε − x0
+    # is well above the one against the reference's average over its images; runs are repeatable.
+    def run(target):
+        r = result(engine, contract, "matchDistributions",
+                   dict(SMALL_MATCH, steps=2, dislocation=False, freshAdapter=True, matchTarget=target))
+        assert r["steps"] == 2 and all(math.isfinite(x) for x in r["loss"] + r["matchLoss"])
+        return r
+    ref, anchor = run("reference"), run("anchor")
+    assert anchor["matchLoss"][0] > ref["matchLoss"][0] * 1.5
+    assert run("anchor")["loss"] == anchor["loss"]
 
 
 def test_match_distributions_on_a_set(engine, contract):
