@@ -434,9 +434,7 @@ public final class DistributionMatching: Procedure {
     /// the adapter's gradient, without updating anything: for gradient checks and diagnostics.
     /// Runs the setup stages first if needed (anchors, replay).
     public func probe(step s: Int, gradient: Bool) throws -> (loss: Float, gradient: Tensor?) {
-        holdTraining = true
-        while stage != .training && stage != .done && stage != .dislocationAfter { _ = try next() }
-        holdTraining = false
+        try runSetupStages()
         let saved = step
         step = s
         defer { step = saved }
@@ -448,10 +446,18 @@ public final class DistributionMatching: Procedure {
         return (loss, g)
     }
 
+    /// Runs the stages before training (anchors, replay) if they have not run, stopping before the
+    /// first training step.
+    private func runSetupStages() throws {
+        holdTraining = true
+        defer { holdTraining = false }
+        while stage != .training && stage != .done && stage != .dislocationAfter { _ = try next() }
+    }
+
     /// The matching rows of step `s` as `lossAndGradient` trains them: each row's x_t, t, and
     /// target, for tests of what the implicit prompt is taught. Runs the setup stages first if needed.
     func matchingRows(step s: Int) throws -> [(xt: [Float], t: Float, target: [Float])] {
-        _ = try probe(step: s, gradient: false)
+        try runSetupStages()
         let saved = step
         step = s
         defer { step = saved }
