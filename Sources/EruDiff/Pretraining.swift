@@ -36,9 +36,13 @@ public final class Pretraining {
         public var config = ModelShape()
         /// Large, centred scenes first, the world's full geometry later (nil: the full world throughout).
         public var geometryCurriculum: GeometryCurriculum? = nil
-        /// Shift of the logit-normal training times toward high noise (nil or 1: none; see
+        /// Shift of the logit-normal training times (above 1 toward high noise, below 1 toward the data;
+        /// nil or 1: none; see
         /// `FlowMatchingTrainer.Options.timeShift`).
         public var timeShift: Float? = nil
+        /// Spread of the logit-normal training times (nil: 1). Wider trains more at both ends — at low
+        /// noise, where a shape's outline is finished, and at high noise, where the object is placed.
+        public var timeStd: Float? = nil
         /// Shift of the sampling schedule the model ships with (`erudiff.json`; nil: 1).
         public var samplingShift: Float? = nil
         /// A model folder whose weights start the run instead of random ones (nil: from scratch) — to
@@ -84,6 +88,8 @@ public final class Pretraining {
     public private(set) var smoothedLoss: Float = .nan
 
     private let trainer: FlowMatchingTrainer
+    /// The training step's options as the run set them (for tests).
+    var trainerOptions: FlowMatchingTrainer.Options { trainer.options }
     private let ema: FluxWeights
     private let images, states, pooled: Tensor
     /// Pool indices of the captions that can be drawn large and centred (for the geometry curriculum).
@@ -130,6 +136,7 @@ public final class Pretraining {
         tOpts.maxGradNorm = opts.maxGradNorm
         tOpts.captionDropout = opts.captionDropout
         tOpts.timeShift = opts.timeShift ?? 1
+        tOpts.timeStd = opts.timeStd ?? 1
         trainer = try FlowMatchingTrainer(model: model, batch: opts.batch, positions: packing.positions(textTokens: opts.textTokens),
                                           target: .base, options: tOpts, seed: opts.seed)
         images = Tensor(zeros: [opts.batch, 32, 32, 3])

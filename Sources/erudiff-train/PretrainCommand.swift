@@ -15,7 +15,7 @@ enum PretrainCommand: TrainCommand {
                                   [--checkpoint-every N] [--check-every N] [--check-images N] [--threads N]
                                   [--pool N] [--text-tokens N] [--layers N] [--single-layers N] [--heads N]
                                   [--head-dim N] [--rope-axes A,B,C] [--fixed-geometry N] [--geometry-ramp N]
-                                  [--time-shift S] [--sampling-shift S] [--init MODEL_DIR] [--minilm DIR]
+                                  [--time-shift S] [--time-std S] [--sampling-shift S] [--init MODEL_DIR] [--minilm DIR]
       Trains from scratch (or from the weights of --init MODEL_DIR, whose shape must match), or resumes
       from DIR/pretrain-state.safetensors when it exists (same options).
       Writes the model to DIR (default models/mini): config.json, diffusion_pytorch_model.safetensors
@@ -26,7 +26,9 @@ enum PretrainCommand: TrainCommand {
       --fixed-geometry N draws every training scene large and centred for the first N steps, then
       --geometry-ramp M lowers their share linearly to zero over M more steps (a curriculum: shape
       first, placement later; see GeometryCurriculum).
-      --time-shift S shifts the logit-normal training times toward noise (t' = S·t / (1 + (S − 1)·t));
+      --time-shift S shifts the logit-normal training times (t' = S·t / (1 + (S − 1)·t): above 1 toward
+      noise, below 1 toward the data);
+      --time-std S is the spread of those logit-normal times (default 1; wider trains more near both ends);
       --sampling-shift S is the sampling schedule's shift written to erudiff.json (default 1 for both).
     """
 
@@ -35,7 +37,7 @@ enum PretrainCommand: TrainCommand {
         let f = try Flags(arguments, valued: ["out", "steps", "batch", "lr", "seed", "minutes", "checkpoint-every",
                                               "check-every", "check-images", "threads", "pool", "text-tokens",
                                               "layers", "single-layers", "heads", "head-dim", "rope-axes", "minilm",
-                                              "fixed-geometry", "geometry-ramp", "time-shift", "sampling-shift", "init"])
+                                              "fixed-geometry", "geometry-ramp", "time-shift", "time-std", "sampling-shift", "init"])
         var o = Pretraining.Options()
         if let v = try f.int("steps") { o.steps = v }
         if let v = try f.int("batch") { o.batch = v }
@@ -59,6 +61,7 @@ enum PretrainCommand: TrainCommand {
             return v
         }
         o.timeShift = try shift("time-shift")
+        o.timeStd = try shift("time-std")
         o.initialWeights = f.string("init")
         o.samplingShift = try shift("sampling-shift")
         let fixed = try f.int("fixed-geometry"), ramp = try f.int("geometry-ramp")

@@ -41,6 +41,23 @@ final class TrainerTests: XCTestCase {
         XCTAssertGreaterThan(above(shifted), 0.1)  // 13.6% in theory against 1.4%
     }
 
+    /// A wider logit-normal keeps the median at 1/2 and puts more draws near both ends: below 0.1
+    /// 8.5% at std 1.6 against 1.4% at std 1 (Φ(−2.197 / std)), and as many above 0.9.
+    func testTrainingTimeSpreadWidensBothEnds() {
+        func draws(std: Float) -> [Float] {
+            var o = FlowMatchingTrainer.Options()
+            o.timeStd = std
+            var rng = RNG(seed: 12)
+            return (0..<20_000).map { _ in FlowMatchingTrainer.trainingTime(&rng, options: o) }.sorted()
+        }
+        let plain = draws(std: 1), wide = draws(std: 1.6)
+        XCTAssertEqual(wide[10_000], 0.5, accuracy: 0.02)
+        let share = { (d: [Float], p: (Float) -> Bool) in Float(d.filter(p).count) / Float(d.count) }
+        XCTAssertEqual(share(plain) { $0 < 0.1 }, 0.014, accuracy: 0.005)
+        XCTAssertEqual(share(wide) { $0 < 0.1 }, 0.085, accuracy: 0.01)
+        XCTAssertEqual(share(wide) { $0 > 0.9 }, 0.085, accuracy: 0.01)
+    }
+
     func testBaseTrainingLowersTheLoss() throws {
         let (first, last) = try overfit(target: .base)
         print("base: loss \(first) → \(last)")

@@ -1,4 +1,4 @@
-import EruDiff
+@testable import EruDiff
 import Foundation
 import Models
 import Tensors
@@ -67,6 +67,27 @@ final class PretrainingTests: XCTestCase {
         let loaded = try FluxCheckpoint.load(directory: split)
         XCTAssertEqual(loaded.config.numAttentionHeads, 2)
         XCTAssertTrue(FileManager.default.fileExists(atPath: split.appendingPathComponent("training.json").path))
+    }
+
+    /// The time distribution's options reach the training step: shift and spread as given, 1 when unset.
+    func testTimeShiftAndSpreadReachTheTrainingStep() throws {
+        let dir = TinyModel.temporaryDirectory("pretrain-times")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let plain = try Pretraining(out: dir, options: Self.options(steps: 2), encoder: TinyModel.encoder)
+        XCTAssertEqual(plain.trainerOptions.timeShift, 1)
+        XCTAssertEqual(plain.trainerOptions.timeStd, 1)
+        var o = Self.options(steps: 2)
+        o.timeShift = 0.4
+        o.timeStd = 1.6
+        let wide = try Pretraining(out: dir, options: o, encoder: TinyModel.encoder)
+        XCTAssertEqual(wide.trainerOptions.timeShift, 0.4)
+        XCTAssertEqual(wide.trainerOptions.timeStd, 1.6)
+        // Options saved before the spread existed still decode (it is optional).
+        let old = try JSONEncoder().encode(Self.options(steps: 2))
+        var dict = try JSONSerialization.jsonObject(with: old) as! [String: Any]
+        dict.removeValue(forKey: "timeStd")
+        let decoded = try JSONDecoder().decode(Pretraining.Options.self, from: JSONSerialization.data(withJSONObject: dict))
+        XCTAssertNil(decoded.timeStd)
     }
 
     func testOtherOptionsOrDamagedStateAreRefused() throws {
