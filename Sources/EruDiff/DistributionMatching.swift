@@ -71,7 +71,7 @@ public final class DistributionMatching: Procedure {
     private var workspace: FluxWorkspace!
     private var implicitText: TextConditioning!
     private var explicitText: TextConditioning!
-    private var replayCaptions: [String] = []
+    private(set) var replayCaptions: [String] = []
     private var replayText: TextConditioning?
     private var replayX0: Tensor?
     private var policyX0: Tensor?
@@ -354,13 +354,18 @@ public final class DistributionMatching: Procedure {
     func lossAndGradient(times: [Float], backward: Bool) throws -> (total: Float, match: Float) {
         let b = batch, k = keepRows, per = bank.anchorSize, c = model.transformer.config
         let guidance = { (n: Int) in c.guidanceEmbeds ? [Float](repeating: 1, count: n) : nil }
-        // Targets: the reference (adapter off) under c_e, ∅ and c_r.
+        // Targets: the reference (adapter off) under c_e, ∅ and c_r. With the anchor target the matching
+        // rows past the keep rows (which reuse the first k) need no reference output.
         let refTimes = Array(times[0..<b]) + Array(times[0..<k]) + Array(times[(trainRows - replayRows)...])
-        try model.forwardInChunks(rows: refRows, useAdapter: false, input: { s, n in
-            let t = refText.view(from: s, rows: n)
-            return FluxInput(image: refX.rowsView(s, n), text: t.states, pooled: t.pooled,
-                             timesteps: Array(refTimes[s..<(s + n)]), guidance: guidance(n))
-        }) { out, s in (refOut.data + s * per).update(from: out.data, count: out.shape[0] * per) }
+        let unused = options.matchTarget == .anchor ? k..<b : b..<b
+        for rows in [0..<unused.lowerBound, unused.upperBound..<refRows] where !rows.isEmpty {
+            let first = rows.lowerBound
+            try model.forwardInChunks(rows: rows.count, useAdapter: false, input: { s, n in
+                let t = refText.view(from: first + s, rows: n)
+                return FluxInput(image: refX.rowsView(first + s, n), text: t.states, pooled: t.pooled,
+                                 timesteps: Array(refTimes[(first + s)..<(first + s + n)]), guidance: guidance(n))
+            }) { out, s in (refOut.data + (first + s) * per).update(from: out.data, count: out.shape[0] * per) }
+        }
         // Implicit rows: v_ref(c_e), or the anchors' own velocities.
         targets.data.update(from: anchorVelocity?.data ?? refOut.data, count: b * per)
         (targets.data + b * per).update(from: refOut.data, count: k * per)  // explicit keep rows: v_ref(c_e)
@@ -457,6 +462,12 @@ public final class DistributionMatching: Procedure {
     /// The matching rows of step `s` as `lossAndGradient` trains them: each row's x_t, t, and
     /// target, for tests of what the implicit prompt is taught. Runs the setup stages first if needed.
     func matchingRows(step s: Int) throws -> [(xt: [Float], t: Float, target: [Float])] {
+        Array(try trainingRows(step: s).prefix(batch))
+    }
+
+    /// Every row of step `s` (matching, explicit keep, unconditional keep, replay) as
+    /// `lossAndGradient` trains them, like `matchingRows`.
+    func trainingRows(step s: Int) throws -> [(xt: [Float], t: Float, target: [Float])] {
         try runSetupStages()
         let saved = step
         step = s
@@ -464,7 +475,7 @@ public final class DistributionMatching: Procedure {
         let times = try assemble()
         _ = try lossAndGradient(times: times, backward: false)
         let per = bank.anchorSize
-        return (0..<batch).map { i in
+        return (0..<trainRows).map { i in
             (Array(UnsafeBufferPointer(start: trainX.data + i * per, count: per)), times[i],
              Array(UnsafeBufferPointer(start: targets.data + i * per, count: per)))
         }

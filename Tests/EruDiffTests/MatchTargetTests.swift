@@ -37,6 +37,38 @@ final class MatchTargetTests: XCTestCase {
         }
     }
 
+    /// The anchor target changes only the matching rows' targets: every keep and replay row is still
+    /// taught the reference's velocity under its own prompt (explicit, empty, replayed caption),
+    /// computed here by a forward of its own, though the run's reference pass now skips the matching
+    /// rows past the keep rows.
+    func testAnchorTargetKeepsTheKeepAndReplayTargets() throws {
+        let m = try TinyModel.model()
+        var o = DistributionMatchingTests.options()
+        o.matchTarget = .anchor
+        o.keepPerStep = 2
+        o.replayPerStep = 3
+        o.batchSize = 4
+        let pairs = TinyModel.trainPairs(5)
+        let run = try DistributionMatching(model: m, pairs: pairs, options: o)
+        let rows = try run.trainingRows(step: 5)
+        XCTAssertEqual(rows.count, 4 + 2 * 2 + 3)  // matching 2 | explicit 1 | unconditional 1 | replay 2
+        func reference(_ r: (xt: [Float], t: Float, target: [Float]), _ prompt: String) throws -> [Float] {
+            let text = try m.encode([prompt])
+            let xt = Tensor(shape: [1, m.packing.tokens, m.packing.tokenChannels], values: r.xt)
+            return try m.transformer.forward(FluxInput(image: xt, text: text.states, pooled: text.pooled, timesteps: [r.t]),
+                                             workspace: m.inferenceWorkspace(rows: 1), useAdapter: false).array
+        }
+        func nearest(_ i: Int, among prompts: [String]) throws -> Float {
+            try prompts.map { p in zip(rows[i].target, try reference(rows[i], p)).map { abs($0 - $1) }.max()! }.min()!
+        }
+        let explicit = pairs.map(\.explicit)
+        XCTAssertEqual(run.replayCaptions.count, o.replayPool)
+        for i in 4..<6 { XCTAssertLessThan(try nearest(i, among: explicit), 1e-4, "explicit keep row") }
+        for i in 6..<8 { XCTAssertLessThan(try nearest(i, among: [""]), 1e-4, "unconditional keep row") }
+        for i in 8..<11 { XCTAssertLessThan(try nearest(i, among: run.replayCaptions), 1e-4, "replay row \(i)") }
+        for i in 0..<4 { XCTAssertGreaterThan(try nearest(i, among: explicit), 1e-2, "matching row \(i)") }
+    }
+
     /// The anchor target trains: twelve steps lower the matching term against it on batches never
     /// trained on, and the adapter they give differs from the reference target's.
     func testAnchorTargetTrainsAnotherAdapter() throws {
