@@ -37,8 +37,7 @@ public final class Pretraining {
         /// Large, centred scenes first, the world's full geometry later (nil: the full world throughout).
         public var geometryCurriculum: GeometryCurriculum? = nil
         /// Shift of the logit-normal training times (above 1 toward high noise, below 1 toward the data;
-        /// nil or 1: none; see
-        /// `FlowMatchingTrainer.Options.timeShift`).
+        /// nil or 1: none; see `FlowMatchingTrainer.Options.timeShift`).
         public var timeShift: Float? = nil
         /// Spread of the logit-normal training times (nil: 1). Wider trains more at both ends — at low
         /// noise, where a shape's outline is finished, and at high noise, where the object is placed.

@@ -51,7 +51,7 @@ final class MatchTargetTests: XCTestCase {
         let pairs = TinyModel.trainPairs(5)
         let run = try DistributionMatching(model: m, pairs: pairs, options: o)
         let rows = try run.trainingRows(step: 5)
-        XCTAssertEqual(rows.count, 4 + 2 * 2 + 3)  // matching 2 | explicit 1 | unconditional 1 | replay 2
+        XCTAssertEqual(rows.count, 4 + 2 * 2 + 3)  // matching 4 | explicit 2 | unconditional 2 | replay 3
         func reference(_ r: (xt: [Float], t: Float, target: [Float]), _ prompt: String) throws -> [Float] {
             let text = try m.encode([prompt])
             let xt = Tensor(shape: [1, m.packing.tokens, m.packing.tokenChannels], values: r.xt)
