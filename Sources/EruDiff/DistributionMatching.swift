@@ -20,7 +20,8 @@ import World
 /// With `verifyAnchors` the anchors x0 are only those the world verifier reads as their explicit
 /// prompt states (`VerifiedAnchors`); the dislocation is still measured on the unverified ones. With
 /// `matchTarget` `.anchor` the implicit rows' target is the anchor's own velocity ε − x0 instead of
-/// v_ref(x_t,t,c_e) (fine-tuning on the anchors, not DK-DM; the keep and replay terms are unchanged).
+/// v_ref(x_t,t,c_e) (fine-tuning on the anchors, not DK-DM; the keep and replay terms are unchanged),
+/// and the reference forward leaves out the implicit rows that carry no keep rows.
 ///
 /// Units: the dislocation before, anchor sampling (rounds of it when verified), replay sampling,
 /// each training step (and policy anchor refreshes), the dislocation after. Every step's draws come
