@@ -82,11 +82,10 @@ enum MatchParams {
         o.maxGradNorm = try TrainingParams.maxGradNorm(params, default: o.maxGradNorm)
         o.preserveWeight = try params.float("preserveWeight", default: o.preserveWeight, in: 0...1e6)
         if let k = try params.optionalInt("keepPerStep", in: 0...1024) { o.keepPerStep = k }
-        if try params.choice("matchTarget", ["reference", "anchor"], default: "reference") == "anchor" { o.matchTarget = .anchor }
+        let target = try params.choice("matchTarget", DistributionMatchingOptions.MatchTarget.allCases.map(\.rawValue),
+                                       default: DistributionMatchingOptions.MatchTarget.reference.rawValue)
+        if target != DistributionMatchingOptions.MatchTarget.reference.rawValue { o.matchTarget = .init(rawValue: target) }
         try anchors(params, into: &o)
-        if o.matchTarget == .anchor && o.anchorSource != .reference {
-            throw RPCError.invalidParams("\"matchTarget\": \"anchor\" needs reference anchors (\"anchors.source\": \"reference\")")
-        }
         try replay(params, into: &o)
         o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)
         let lora = try TrainingParams.lora(params, base: o.lora)

@@ -18,7 +18,7 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
     }
 
     /// What the implicit prompt's velocity is trained towards on an anchor's path.
-    public enum MatchTarget: String, Codable, Equatable, Sendable {
+    public enum MatchTarget: String, CaseIterable, Codable, Equatable, Sendable {
         /// DESIGN §4.2: the reference's velocity under the explicit prompt, sg[v_ref(x_t, t, c_e)] — the
         /// reference's average over every image of c_e that x_t could have come from, right or wrong.
         case reference
@@ -102,7 +102,7 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
         if case let .policy(k) = anchorSource, k <= 0 { throw bad("anchors.refreshEvery must be positive") }
         if verifyAnchors && anchorSource != .reference { throw bad("anchors.verify needs reference anchors") }
         if matchTarget == .anchor && anchorSource != .reference {
-            throw bad("matchTarget \"anchor\" needs reference anchors (the policy's own samples would teach it nothing new)")
+            throw bad("\"matchTarget\": \"anchor\" needs reference anchors (\"anchors.source\": \"reference\"; the policy's own samples would teach it nothing new)")
         }
         if let m = maxAnchorDraws {
             guard m >= anchorsPerPair && m <= 1024 else { throw bad("anchors.maxDraws must be in perPair...1024") }

@@ -75,7 +75,8 @@ enum RefactorCommand: TrainCommand {
         if let v = try f.int("anchor-draws") { o.dkdm.maxAnchorDraws = v }
         if let v = f.string("match-target") {
             guard let t = DistributionMatchingOptions.MatchTarget(rawValue: v) else {
-                throw UsageError(description: "--match-target expects reference or anchor")
+                let names = DistributionMatchingOptions.MatchTarget.allCases.map(\.rawValue).joined(separator: " or ")
+                throw UsageError(description: "--match-target expects \(names)")
             }
             o.dkdm.matchTarget = t
         }

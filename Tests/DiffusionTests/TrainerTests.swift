@@ -23,16 +23,19 @@ final class TrainerTests: XCTestCase {
         return (first, last)
     }
 
+    /// 20,000 training times drawn with this shift and spread, sorted.
+    private static func trainingTimes(shift: Float = 1, std: Float = 1, seed: UInt64) -> [Float] {
+        var o = FlowMatchingTrainer.Options()
+        o.timeShift = shift
+        o.timeStd = std
+        var rng = RNG(seed: seed)
+        return (0..<20_000).map { _ in FlowMatchingTrainer.trainingTime(&rng, options: o) }.sorted()
+    }
+
     /// Training times: logit-normal(0, 1) has median 1/2; a shift s moves every draw to
     /// s·t / (1 + (s − 1)·t), so the median to s / (1 + s) and the share above 0.9 up.
     func testTrainingTimeShiftMovesDrawsTowardsNoise() {
-        func draws(shift: Float) -> [Float] {
-            var o = FlowMatchingTrainer.Options()
-            o.timeShift = shift
-            var rng = RNG(seed: 11)
-            return (0..<20_000).map { _ in FlowMatchingTrainer.trainingTime(&rng, options: o) }.sorted()
-        }
-        let plain = draws(shift: 1), shifted = draws(shift: 3)
+        let plain = Self.trainingTimes(seed: 11), shifted = Self.trainingTimes(shift: 3, seed: 11)
         XCTAssertEqual(plain[10_000], 0.5, accuracy: 0.02)
         XCTAssertEqual(shifted[10_000], 0.75, accuracy: 0.02)
         XCTAssertTrue(shifted.allSatisfy { $0 > 0 && $0 < 1 })
@@ -44,13 +47,7 @@ final class TrainerTests: XCTestCase {
     /// A wider logit-normal keeps the median at 1/2 and puts more draws near both ends: below 0.1
     /// 8.5% at std 1.6 against 1.4% at std 1 (Φ(−2.197 / std)), and as many above 0.9.
     func testTrainingTimeSpreadWidensBothEnds() {
-        func draws(std: Float) -> [Float] {
-            var o = FlowMatchingTrainer.Options()
-            o.timeStd = std
-            var rng = RNG(seed: 12)
-            return (0..<20_000).map { _ in FlowMatchingTrainer.trainingTime(&rng, options: o) }.sorted()
-        }
-        let plain = draws(std: 1), wide = draws(std: 1.6)
+        let plain = Self.trainingTimes(seed: 12), wide = Self.trainingTimes(std: 1.6, seed: 12)
         XCTAssertEqual(wide[10_000], 0.5, accuracy: 0.02)
         let share = { (d: [Float], p: (Float) -> Bool) in Float(d.filter(p).count) / Float(d.count) }
         XCTAssertEqual(share(plain) { $0 < 0.1 }, 0.014, accuracy: 0.005)
