@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Tensors
 
 /// The rectified-flow convention of FLUX and SD3 (DESIGN.md §4): `x_t = (1 − t)·x0 + t·ε` with
@@ -28,5 +29,28 @@ public enum FlowMatching {
     public static func logitNormalTime(_ rng: inout RNG, mean: Float = 0, std: Float = 1) -> Float {
         let z = mean + std * rng.normal()
         return 1 / (1 + Foundation.exp(-z))
+    }
+
+    /// The smallest time the sample target divides by: its velocity (x_t − x̂0)/t would otherwise grow
+    /// without bound near the data (JiT clips the same denominator at 0.05).
+    public static let sampleTargetMinTime: Float = 0.05
+
+    /// The divisor of the sample target's velocity at time t.
+    public static func sampleTargetDivisor(_ t: Float) -> Float { max(t, sampleTargetMinTime) }
+
+    /// Turns a network's outputs into velocities in place: nothing for `.velocity`; for `.sample`,
+    /// v = (x_t − x̂0) / max(t, t_min).
+    public static func velocity(fromOutput out: UnsafeMutablePointer<Float>, prediction: PredictionTarget,
+                                xt: UnsafePointer<Float>, t: Float, count: Int) {
+        guard prediction == .sample else { return }
+        let k = 1 / sampleTargetDivisor(t)
+        for i in 0..<count { out[i] = (xt[i] - out[i]) * k }
+    }
+
+    /// The derivative of that velocity with respect to the output (a constant per row): 1 for
+    /// `.velocity`, −1 / max(t, t_min) for `.sample`. A loss's gradient in velocity space times this is
+    /// its gradient with respect to the network's output.
+    public static func velocityJacobian(prediction: PredictionTarget, t: Float) -> Float {
+        prediction == .sample ? -1 / sampleTargetDivisor(t) : 1
     }
 }

@@ -3,7 +3,8 @@ import Tensors
 
 /// The flow-matching training step (pretraining, DESIGN.md §4.1), reusable for the base model or for a
 /// LoRA adapter:
-///   t ~ logit-normal(0, 1) (optionally shifted), ε ~ N(0, I), x_t = (1 − t)·x0 + t·ε, loss = mean (v(x_t, t, c) − (ε − x0))²,
+///   t ~ logit-normal(0, 1) (optionally shifted), ε ~ N(0, I), x_t = (1 − t)·x0 + t·ε, loss = mean (v(x_t, t, c) − (ε − x0))²
+///   (v the network's output, or derived from it when it predicts the clean sample),
 ///   with each caption replaced by the unconditional encoding with probability `captionDropout`;
 ///   backward, optional gradient-norm clipping, AdamW.
 /// Text arrives already encoded (`TextConditioning`), so callers can cache encodings and the text
@@ -30,6 +31,8 @@ public final class FlowMatchingTrainer {
         /// training distribution; 1 = none). Above 1 it trains more at high noise, where the layout of
         /// a large flat region is decided.
         public var timeShift: Float = 1
+        /// What the network's output stands for; the loss is in velocity space either way.
+        public var prediction: PredictionTarget = .velocity
         public init() {}
     }
 
@@ -50,7 +53,7 @@ public final class FlowMatchingTrainer {
     public let optimizer: AdamW
     public var rng: RNG
 
-    private let xt, targetV, noise, dOut: Tensor
+    private let xt, targetV, noise, dOut, predictedV: Tensor
     private let states, pooled: Tensor
     private let gradTensors: [Tensor]
 
@@ -91,6 +94,7 @@ public final class FlowMatchingTrainer {
         targetV = Tensor(zeros: [batch, n, c.outFeatures])
         noise = Tensor(zeros: [batch, n, c.inChannels])
         dOut = Tensor(zeros: [batch, n, c.outFeatures])
+        predictedV = Tensor(zeros: [batch, n, c.outFeatures])
         states = Tensor(zeros: [batch, l, c.jointAttentionDim])
         pooled = Tensor(zeros: [batch, c.pooledProjectionDim])
     }
@@ -134,9 +138,21 @@ public final class FlowMatchingTrainer {
                               guidance: c.guidanceEmbeds ? [Float](repeating: 1, count: b) : nil)
         let out = try model.forward(input, workspace: workspace, useAdapter: target == .adapter)
         let count = b * per
-        let loss = MSE.forward(pred: out.data, target: targetV.data, count: count)
+        predictedV.data.update(from: out.data, count: count)
+        for i in 0..<b {
+            FlowMatching.velocity(fromOutput: predictedV.data + i * per, prediction: options.prediction,
+                                  xt: xt.data + i * per, t: times[i], count: per)
+        }
+        let loss = MSE.forward(pred: predictedV.data, target: targetV.data, count: count)
         dOut.data.update(repeating: 0, count: count)
-        MSE.backward(pred: out.data, target: targetV.data, dpred: dOut.data, count: count)
+        MSE.backward(pred: predictedV.data, target: targetV.data, dpred: dOut.data, count: count)
+        if options.prediction != .velocity {
+            for i in 0..<b {
+                let k = FlowMatching.velocityJacobian(prediction: options.prediction, t: times[i])
+                let d = dOut.data + i * per
+                for j in 0..<per { d[j] *= k }
+            }
+        }
         try model.backward(outputGradient: view(dOut, [b, n, c.outFeatures]), workspace: workspace,
                            baseGradients: baseGradients, adapterGradients: adapterGradients)
         let norm: Float

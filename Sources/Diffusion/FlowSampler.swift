@@ -38,6 +38,8 @@ public final class FlowSampler {
     public let guidance: Float?
     public let seeds: [UInt64]
     public let useAdapter: Bool
+    /// What the model's output stands for (converted to a velocity before guidance).
+    public let prediction: PredictionTarget
     /// The current samples `[n, N, C·p²]` (pure noise before the first step, the images after the last).
     public let tokens: Tensor
     /// Steps done so far.
@@ -55,7 +57,8 @@ public final class FlowSampler {
     public init(model: FluxTransformer, packing: FluxPacking, prompts: TextConditioning,
                 unconditional: TextConditioning? = nil, guidance: Float? = nil, seeds: [UInt64], steps: Int,
                 shift: TimestepSchedule.Shift = .fixed(1), method: Method = .ode, useAdapter: Bool = true,
-                guidanceEmbedding: Float? = nil, workspace: FluxWorkspace? = nil) throws {
+                guidanceEmbedding: Float? = nil, prediction: PredictionTarget = .velocity,
+                workspace: FluxWorkspace? = nil) throws {
         let n = prompts.count
         guard n > 0, seeds.count == n else {
             throw FluxError.invalidInput("\(n) prompts with \(seeds.count) seeds")
@@ -97,6 +100,7 @@ public final class FlowSampler {
         self.guidance = guidance
         self.seeds = seeds
         self.useAdapter = useAdapter
+        self.prediction = prediction
         self.workspace = ws
         self.tokens = Tensor(zeros: [n, packing.tokens, packing.tokenChannels])
         self.velocity = Tensor(zeros: [n * per])
@@ -118,6 +122,12 @@ public final class FlowSampler {
         inp.image.data.update(from: tokens.data, count: n * per)
         if guidance != nil { (inp.image.data + n * per).update(from: tokens.data, count: n * per) }
         let out = try model.forward(inp, workspace: workspace, useAdapter: useAdapter)
+        if prediction != .velocity {
+            for r in 0..<inp.timesteps.count {
+                FlowMatching.velocity(fromOutput: out.data + r * per, prediction: prediction,
+                                      xt: tokens.data + (r % n) * per, t: sigma, count: per)
+            }
+        }
         velocity.data.update(from: out.data, count: n * per)
         if let w = guidance { SamplerStep.guide(cond: velocity.data, uncond: out.data + n * per, scale: w, count: n * per) }
         switch method {

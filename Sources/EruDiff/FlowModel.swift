@@ -220,7 +220,7 @@ public final class FlowModel {
                                unconditional: guided ? try unconditional() : nil,
                                guidance: guided ? settings.guidance : nil, seeds: seeds, steps: settings.steps,
                                shift: .fixed(pipeline.shift), method: settings.method, useAdapter: settings.useAdapter,
-                               workspace: try inferenceWorkspace(rows: rows))
+                               prediction: pipeline.prediction, workspace: try inferenceWorkspace(rows: rows))
     }
 
     /// Images per sampler run that keep a guided (two rows per image) or unguided run within

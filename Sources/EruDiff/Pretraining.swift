@@ -47,6 +47,10 @@ public final class Pretraining {
         /// A model folder whose weights start the run instead of random ones (nil: from scratch) — to
         /// continue a shipped model's training with another schedule. Its shape must match `config`.
         public var initialWeights: String? = nil
+        /// Side of the pixel patch one token packs (nil: 4, 48 channels a token on the RGB canvas).
+        public var patch: Int? = nil
+        /// What the network predicts (nil: the velocity).
+        public var prediction: PredictionTarget? = nil
         public init() {}
     }
 
@@ -59,8 +63,8 @@ public final class Pretraining {
         public var axesDimsRope = [8, 12, 12]
         public init() {}
 
-        func fluxConfig(textWidth: Int) -> FluxConfig {
-            FluxConfig(inChannels: 48, numLayers: numLayers, numSingleLayers: numSingleLayers,
+        func fluxConfig(textWidth: Int, inChannels: Int) -> FluxConfig {
+            FluxConfig(inChannels: inChannels, numLayers: numLayers, numSingleLayers: numSingleLayers,
                        attentionHeadDim: attentionHeadDim, numAttentionHeads: numAttentionHeads,
                        jointAttentionDim: textWidth, pooledProjectionDim: textWidth, axesDimsRope: axesDimsRope)
         }
@@ -119,11 +123,12 @@ public final class Pretraining {
         }
         self.options = opts
         let probe = try encoder.context([""], length: opts.textTokens)
-        let config = opts.config.fluxConfig(textWidth: probe.pooled.shape[1])
-        try config.validate()
-        pipeline = FluxPipelineConfig(imageSize: 32, imageChannels: 3, patch: 4, textTokens: opts.textTokens,
-                                      shift: opts.samplingShift ?? 1)
+        pipeline = FluxPipelineConfig(imageSize: Renderer.side, imageChannels: 3, patch: opts.patch ?? 4,
+                                      textTokens: opts.textTokens, shift: opts.samplingShift ?? 1,
+                                      prediction: opts.prediction ?? .velocity)
         packing = try pipeline.packing()
+        let config = opts.config.fluxConfig(textWidth: probe.pooled.shape[1], inChannels: packing.tokenChannels)
+        try config.validate()
         // Checked before the captions are encoded, so a wrong folder fails at once.
         let initial = try resumed == nil ? opts.initialWeights.map { try Self.loadInitialWeights(URL(fileURLWithPath: $0), config: config) } : nil
         let weights = FluxWeights.random(config: config, seed: opts.seed)
@@ -136,9 +141,10 @@ public final class Pretraining {
         tOpts.captionDropout = opts.captionDropout
         tOpts.timeShift = opts.timeShift ?? 1
         tOpts.timeStd = opts.timeStd ?? 1
+        tOpts.prediction = pipeline.prediction
         trainer = try FlowMatchingTrainer(model: model, batch: opts.batch, positions: packing.positions(textTokens: opts.textTokens),
                                           target: .base, options: tOpts, seed: opts.seed)
-        images = Tensor(zeros: [opts.batch, 32, 32, 3])
+        images = Tensor(zeros: [opts.batch, Renderer.side, Renderer.side, 3])
         states = Tensor(zeros: [opts.batch, opts.textTokens, config.jointAttentionDim])
         pooled = Tensor(zeros: [opts.batch, config.pooledProjectionDim])
         let started = Date()

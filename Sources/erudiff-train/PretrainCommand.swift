@@ -16,6 +16,7 @@ enum PretrainCommand: TrainCommand {
                                   [--pool N] [--text-tokens N] [--layers N] [--single-layers N] [--heads N]
                                   [--head-dim N] [--rope-axes A,B,C] [--fixed-geometry N] [--geometry-ramp N]
                                   [--time-shift S] [--time-std S] [--sampling-shift S] [--init MODEL_DIR] [--minilm DIR]
+                                  [--patch P] [--prediction velocity|sample] [--warmup N]
       Trains from scratch (or from the weights of --init MODEL_DIR, whose shape must match), or resumes
       from DIR/pretrain-state.safetensors when it exists (same options).
       Writes the model to DIR (default models/mini): config.json, diffusion_pytorch_model.safetensors
@@ -30,6 +31,9 @@ enum PretrainCommand: TrainCommand {
       noise, below 1 toward the data);
       --time-std S is the spread of those logit-normal times (default 1; wider trains more near both ends);
       --sampling-shift S is the sampling schedule's shift written to erudiff.json (default 1 for both).
+      --patch P packs P×P pixels into a token (default 4); --prediction sample trains the network to
+      predict the clean image, with the loss in velocity space (default velocity).
+      --warmup N is the learning rate's linear warm-up in steps (default 300).
     """
 
     static func run(arguments: [String]) throws {
@@ -37,10 +41,15 @@ enum PretrainCommand: TrainCommand {
         let f = try Flags(arguments, valued: ["out", "steps", "batch", "lr", "seed", "minutes", "checkpoint-every",
                                               "check-every", "check-images", "threads", "pool", "text-tokens",
                                               "layers", "single-layers", "heads", "head-dim", "rope-axes", "minilm",
-                                              "fixed-geometry", "geometry-ramp", "time-shift", "time-std", "sampling-shift", "init"])
+                                              "fixed-geometry", "geometry-ramp", "time-shift", "time-std", "sampling-shift", "init",
+                                              "patch", "prediction", "warmup"])
         var o = Pretraining.Options()
         if let v = try f.int("steps") { o.steps = v }
         if let v = try f.int("batch") { o.batch = v }
+        if let v = try f.int("warmup") {
+            guard v >= 0 else { throw UsageError(description: "--warmup must not be negative") }
+            o.warmupSteps = v
+        }
         if let v = try f.float("lr") { o.learningRate = v }
         if let v = try f.int("seed") { o.seed = UInt64(v) }
         if let v = try f.int("checkpoint-every") { o.checkpointEvery = max(1, v) }
@@ -64,6 +73,18 @@ enum PretrainCommand: TrainCommand {
         o.timeStd = try shift("time-std")
         o.initialWeights = f.string("init")
         o.samplingShift = try shift("sampling-shift")
+        if let p = try f.int("patch") {
+            guard p > 0, Renderer.side % p == 0 else {
+                throw UsageError(description: "--patch must divide the \(Renderer.side)-pixel canvas")
+            }
+            o.patch = p
+        }
+        if let v = f.string("prediction") {
+            guard let p = PredictionTarget(rawValue: v) else {
+                throw UsageError(description: "--prediction must be one of " + PredictionTarget.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            o.prediction = p
+        }
         let fixed = try f.int("fixed-geometry"), ramp = try f.int("geometry-ramp")
         if fixed != nil || ramp != nil {
             guard (fixed ?? 0) >= 0, (ramp ?? 0) >= 0 else {
@@ -125,13 +146,13 @@ enum PretrainCommand: TrainCommand {
                                       prompts: TextConditioning(states: e.states, pooled: e.pooled),
                                       unconditional: TextConditioning(states: u.states, pooled: u.pooled),
                                       guidance: 4, seeds: (0..<images).map { UInt64($0) + 1 }, steps: 20,
-                                      shift: .fixed(run.pipeline.shift))
+                                      shift: .fixed(run.pipeline.shift), prediction: run.pipeline.prediction)
         try sampler.run()
         let imgs = sampler.images()
         let verifier = Verifier()
         var strict = 0, shape = 0, color = 0, bg = 0, bgN = 0
         for i in 0..<images {
-            let v = try verifier.verify(signedUnit: imgs.data + i * 32 * 32 * 3)
+            let v = try verifier.verify(signedUnit: imgs.data + i * run.packing.pixelCount)
             let want = caps[i].attributes
             if KnowledgeMetrics.isCorrect(found: v.attributes, expected: want) { strict += 1 }
             if v.attributes.shape == want.shape { shape += 1 }

@@ -1,9 +1,21 @@
 import Foundation
 
+/// What the transformer's output stands for — a pipeline convention, not part of the architecture
+/// (diffusers' FLUX math is the same either way).
+public enum PredictionTarget: String, Codable, CaseIterable, Sendable {
+    /// The flow velocity ε − x0 (FLUX, SD3).
+    case velocity
+    /// The clean image x0 (JiT, Li & He 2025): the velocity is derived as (x_t − x̂0) / max(t, t_min),
+    /// and the loss stays in velocity space.
+    case sample
+}
+
 /// erudiff's own settings of a model, beside diffusers' `config.json` in `erudiff.json` (diffusers
-/// ignores the file): the image format the tokens pack, the text length, and the sampling shift.
+/// ignores the file): the image format the tokens pack, the text length, the sampling shift and what
+/// the network predicts.
 ///
-///     {"image_size": 32, "image_channels": 3, "patch": 4, "text_tokens": 32, "shift": 1.0}
+///     {"image_size": 32, "image_channels": 3, "patch": 4, "text_tokens": 32, "shift": 1.0,
+///      "prediction": "velocity"}
 public struct FluxPipelineConfig: Equatable, Sendable {
     /// Square images of this side, in pixels.
     public var imageSize: Int
@@ -14,10 +26,13 @@ public struct FluxPipelineConfig: Equatable, Sendable {
     public var textTokens: Int
     /// Static timestep shift of the sampling schedule (1 = none).
     public var shift: Float
+    /// What the network's output is (velocity when the file does not say).
+    public var prediction: PredictionTarget
 
-    public init(imageSize: Int = 32, imageChannels: Int = 3, patch: Int = 4, textTokens: Int = 32, shift: Float = 1) {
+    public init(imageSize: Int = 32, imageChannels: Int = 3, patch: Int = 4, textTokens: Int = 32, shift: Float = 1,
+                prediction: PredictionTarget = .velocity) {
         self.imageSize = imageSize; self.imageChannels = imageChannels; self.patch = patch
-        self.textTokens = textTokens; self.shift = shift
+        self.textTokens = textTokens; self.shift = shift; self.prediction = prediction
     }
 
     public static let fileName = "erudiff.json"
@@ -45,12 +60,23 @@ public struct FluxPipelineConfig: Equatable, Sendable {
         } else {
             shift = 1
         }
+        var prediction = PredictionTarget.velocity
+        if let v = o["prediction"] {
+            guard let s = v as? String, let p = PredictionTarget(rawValue: s) else {
+                let names = PredictionTarget.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or ")
+                throw FluxError.invalidConfig(source: url.path, problem: "'prediction' must be \(names)")
+            }
+            prediction = p
+        }
         self.init(imageSize: try int("image_size", 32), imageChannels: try int("image_channels", 3),
-                  patch: try int("patch", 4), textTokens: try int("text_tokens", 32), shift: shift)
+                  patch: try int("patch", 4), textTokens: try int("text_tokens", 32), shift: shift,
+                  prediction: prediction)
     }
 
     public func write(to url: URL) throws {
-        try FluxJSON.write(["image_size": imageSize, "image_channels": imageChannels, "patch": patch,
-                            "text_tokens": textTokens, "shift": Double(shift)], to: url)
+        var o: [String: Any] = ["image_size": imageSize, "image_channels": imageChannels, "patch": patch,
+                                "text_tokens": textTokens, "shift": Double(shift)]
+        if prediction != .velocity { o["prediction"] = prediction.rawValue }
+        try FluxJSON.write(o, to: url)
     }
 }
