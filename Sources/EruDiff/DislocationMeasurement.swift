@@ -111,7 +111,7 @@ public final class DislocationMeasurement: Procedure {
         let input = FluxInput(image: xt.prefixView([2 * n, pk.tokens, pk.tokenChannels]), text: text.states,
                               pooled: text.pooled, timesteps: times,
                               guidance: c.guidanceEmbeds ? [Float](repeating: 1, count: 2 * n) : nil)
-        let out = try model.transformer.forward(input, workspace: try model.inferenceWorkspace(rows: chunkRows),
+        let out = try model.velocity(input, workspace: try model.inferenceWorkspace(rows: chunkRows),
                                                 useAdapter: useAdapter)
         for s in start..<end {
             let row = s - start

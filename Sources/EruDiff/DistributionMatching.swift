@@ -384,7 +384,7 @@ public final class DistributionMatching: Procedure {
         while start < trainRows {
             let n = min(micro, trainRows - start)
             let tt = trainText.view(from: start, rows: n)
-            let out = try model.transformer.forward(
+            let out = try model.velocity(
                 FluxInput(image: trainX.rowsView(start, n), text: tt.states, pooled: tt.pooled,
                           timesteps: Array(times[start..<(start + n)]), guidance: guidance(n)),
                 workspace: workspace, useAdapter: true)
@@ -402,6 +402,7 @@ public final class DistributionMatching: Procedure {
                 sums[seg] += Double(sq)
             }
             if backward {
+                model.outputGradient(fromVelocityGradient: dOut.rowsView(0, n), times: times[start..<(start + n)])
                 try model.transformer.backward(outputGradient: dOut.rowsView(0, n), workspace: workspace,
                                                adapterGradients: optimizer.gradients,
                                                inputGradients: LoRASettings.needsConditioningGradients(optimizer.adapter))

@@ -231,16 +231,42 @@ public final class FlowModel {
     }
 
     /// Runs a no-grad forward over `rows` rows in passes of at most `maxInferenceRows`, handing each
-    /// pass's output `[n, N, C·p²]` and its first row to `body`. `input(start, count)` builds a pass.
+    /// pass's velocities `[n, N, C·p²]` and its first row to `body`. `input(start, count)` builds a pass.
     func forwardInChunks(rows: Int, useAdapter: Bool, input: (Int, Int) throws -> FluxInput,
                          _ body: (Tensor, Int) throws -> Void) throws {
         let ws = try inferenceWorkspace(rows: min(rows, maxInferenceRows))
         var start = 0
         while start < rows {
             let n = min(maxInferenceRows, rows - start)
-            let out = try transformer.forward(try input(start, n), workspace: ws, useAdapter: useAdapter)
-            try body(out, start)
+            try body(try velocity(try input(start, n), workspace: ws, useAdapter: useAdapter), start)
             start += n
+        }
+    }
+
+    // MARK: Velocities
+
+    /// A forward pass that returns the flow velocity `[B, N, C·p²]` whatever the network predicts
+    /// (`pipeline.prediction`): every procedure's loss and measure is written in velocities. The
+    /// result is the workspace's output, valid until its next pass.
+    public func velocity(_ input: FluxInput, workspace: FluxWorkspace, useAdapter: Bool) throws -> Tensor {
+        let out = try transformer.forward(input, workspace: workspace, useAdapter: useAdapter)
+        guard pipeline.prediction != .velocity else { return out }
+        let rows = input.timesteps.count, per = out.count / rows
+        for r in 0..<rows {
+            FlowMatching.velocity(fromOutput: out.data + r * per, prediction: pipeline.prediction,
+                                  xt: input.image.data + r * per, t: input.timesteps[r], count: per)
+        }
+        return out
+    }
+
+    /// Turns a loss's gradient with respect to the velocities of `times.count` rows into its gradient
+    /// with respect to the network's output, in place: the backward of `velocity`'s conversion.
+    public func outputGradient(fromVelocityGradient grad: Tensor, times: ArraySlice<Float>) {
+        guard pipeline.prediction != .velocity else { return }
+        let per = grad.count / times.count
+        for (r, t) in times.enumerated() {
+            let k = FlowMatching.velocityJacobian(prediction: pipeline.prediction, t: t), g = grad.data + r * per
+            for i in 0..<per { g[i] *= k }
         }
     }
 

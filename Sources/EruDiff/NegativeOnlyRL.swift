@@ -369,7 +369,7 @@ public final class NegativeOnlyRL: Procedure {
         var start = 0
         while start < b {
             let n = min(options.rowsPerPass, b - start)
-            let out = try model.transformer.forward(input(start, n), workspace: workspace, useAdapter: true)
+            let out = try model.velocity(input(start, n), workspace: workspace, useAdapter: true)
             var theta = UnsafePointer(out.data), policyOld = UnsafePointer(vOld.data + start * per)
             if let vg = vOldGuided, let tg = vThetaGuided {
                 // v_θ^g = v_old^g + w·(v_θ − v_old): the conditional branch moves, the unconditional is held.
@@ -383,6 +383,7 @@ public final class NegativeOnlyRL: Procedure {
                                                    beta: options.beta, klWeight: kl, gradient: dOut.data, normalizer: b * per)
             if w != 1 { for i in 0..<(n * per) { dOut.data[i] *= w } }  // ∂v_θ^g/∂v_θ = w
             total += Double(l) * Double(n * per)
+            model.outputGradient(fromVelocityGradient: dOut.rowsView(0, n), times: times[start..<(start + n)])
             try model.transformer.backward(outputGradient: dOut.rowsView(0, n), workspace: workspace,
                                            adapterGradients: optimizer.gradients,
                                            inputGradients: LoRASettings.needsConditioningGradients(optimizer.adapter))

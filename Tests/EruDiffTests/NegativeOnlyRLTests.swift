@@ -96,12 +96,12 @@ final class NegativeOnlyRLTests: XCTestCase {
         }
         let text = try m.encode([String](repeating: prompt, count: n))
         let ws = try m.inferenceWorkspace(rows: n)
-        let v = try m.transformer.forward(FluxInput(image: xt, text: text.states, pooled: text.pooled, timesteps: times),
-                                          workspace: ws).copy()
+        let v = try m.velocity(FluxInput(image: xt, text: text.states, pooled: text.pooled, timesteps: times),
+                               workspace: ws, useAdapter: true).copy()
         if guidance != 1 {
             let empty = try m.encode([String](repeating: "", count: n))
-            let vu = try m.transformer.forward(FluxInput(image: xt, text: empty.states, pooled: empty.pooled, timesteps: times),
-                                               workspace: ws)
+            let vu = try m.velocity(FluxInput(image: xt, text: empty.states, pooled: empty.pooled, timesteps: times),
+                                    workspace: ws, useAdapter: true)
             for k in 0..<(n * per) { v.data[k] = vu[k] + guidance * (v.data[k] - vu[k]) }
         }
         var s = 0.0
@@ -112,8 +112,8 @@ final class NegativeOnlyRLTests: XCTestCase {
     /// One update on a group of three right images and one wrong one (what a verifier would reward 0):
     /// how much each sample's path error against u = ε − x0 grew, for the velocity that was trained —
     /// the conditional one, or with `guidedPolicy` the guided one at guidance 3.
-    static func pathErrorChange(guided: Bool) throws -> [Double] {
-        let m = try TinyModel.trained()
+    static func pathErrorChange(guided: Bool, prediction: PredictionTarget = .velocity) throws -> [Double] {
+        let m = try TinyModel.trained(prediction: prediction)
         let prompt = "a red circle on a white background"
         let images = Self.renders(prompt, count: 4, seed: 8)
         let wrong = Self.renders("a large blue square on a yellow background", count: 1, seed: 9)
@@ -140,6 +140,13 @@ final class NegativeOnlyRLTests: XCTestCase {
     /// only through what they share with the negative, much less.
     func testNegativeSampleIsPushedAway() throws {
         let moved = try Self.pathErrorChange(guided: false)
+        XCTAssertGreaterThan(moved[3], 0, "the negative sample's path error must grow")
+        for j in 0..<3 { XCTAssertLessThan(abs(moved[j]), moved[3] / 2) }
+    }
+
+    /// The same for a network that predicts the clean image (the update is written in velocities).
+    func testNegativeSampleIsPushedAwayForSamplePrediction() throws {
+        let moved = try Self.pathErrorChange(guided: false, prediction: .sample)
         XCTAssertGreaterThan(moved[3], 0, "the negative sample's path error must grow")
         for j in 0..<3 { XCTAssertLessThan(abs(moved[j]), moved[3] / 2) }
     }

@@ -30,10 +30,11 @@ enum TinyModel {
     }
 
     /// A model of 32×32 RGB images (64 tokens) with 8 text tokens.
-    static func model(seed: UInt64 = 7, imageSize: Int = 32, textTokens: Int = 8) throws -> FlowModel {
+    static func model(seed: UInt64 = 7, imageSize: Int = 32, textTokens: Int = 8,
+                      prediction: PredictionTarget = .velocity) throws -> FlowModel {
         try FlowModel(transformer: FluxTransformer(weights: weights(seed: seed)),
                       pipeline: FluxPipelineConfig(imageSize: imageSize, imageChannels: 3, patch: 4, textTokens: textTokens,
-                                                   shift: 1),
+                                                   shift: 1, prediction: prediction),
                       encoder: encoder, name: "tiny")
     }
 
@@ -72,9 +73,10 @@ enum TinyModel {
     static let trainedSteps = 400
 
     /// A copy of the toy base model (its own weights, so tests cannot disturb each other).
-    static func trained() throws -> FlowModel {
+    static func trained(prediction: PredictionTarget = .velocity) throws -> FlowModel {
         try FlowModel(transformer: FluxTransformer(weights: trainedWeights.contiguousCopy()),
-                      pipeline: FluxPipelineConfig(imageSize: 32, imageChannels: 3, patch: 4, textTokens: 8, shift: 1),
+                      pipeline: FluxPipelineConfig(imageSize: 32, imageChannels: 3, patch: 4, textTokens: 8, shift: 1,
+                                                   prediction: prediction),
                       encoder: encoder, name: "toy")
     }
 
