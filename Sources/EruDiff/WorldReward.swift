@@ -4,7 +4,7 @@ import World
 /// prompt should show.
 public enum WorldReward: String, CaseIterable, Codable, Equatable, Sendable {
     /// The knowledge score of DESIGN §5: the fraction of the expected attributes found. A group whose
-    /// samples all get the same attributes wrong (say, every one a blob read as an octagon where a
+    /// samples all get the same attributes wrong (say, every one a blob read as a pentagon where a
     /// circle belongs) has equal rewards and teaches nothing.
     case score
     /// The score, with a wrong shape credited by how near the object came to the expected one: half

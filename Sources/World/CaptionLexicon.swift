@@ -10,7 +10,7 @@ enum CaptionLexicon {
         case .triangle: return ["triangle"]
         case .star: return ["star"]
         case .heart: return ["heart"]
-        case .octagon: return ["octagon"]
+        case .pentagon: return ["pentagon"]
         case .diamond: return ["diamond", "rhombus"]
         case .crescent: return ["crescent"]
         case .ring: return ["ring", "hoop", "annulus"]
@@ -48,7 +48,7 @@ enum CaptionLexicon {
     // Parser-only words.
     static let extraShapeWords: [String: Shape] = [
         "circles": .circle, "dot": .circle, "discs": .circle, "squares": .square, "rectangles": .rectangle,
-        "triangles": .triangle, "stars": .star, "hearts": .heart, "octagons": .octagon,
+        "triangles": .triangle, "stars": .star, "hearts": .heart, "pentagons": .pentagon,
         "diamonds": .diamond, "crescents": .crescent, "rings": .ring, "crosses": .cross, "drops": .drop,
         "raindrop": .drop, "plus": .cross,
     ]

@@ -173,6 +173,15 @@ final class ShapeFitter {
         return ((x0, x1, y0, y1), model)
     }
 
+    /// The fitted template of `fit` with sharp edges (the renderer's own coverage), as a full canvas;
+    /// the edge blur in use stays.
+    func sharpCanvas(of fit: Fit) -> [Float] {
+        let kept = blur
+        setBlur(0)
+        defer { setBlur(kept) }
+        return canvas(of: fit)
+    }
+
     /// The fitted template of `fit` with the current edge blur, as a full canvas of coverage.
     func canvas(of fit: Fit) -> [Float] {
         var out = [Float](repeating: 0, count: side * side)

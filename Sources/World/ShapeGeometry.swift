@@ -88,13 +88,13 @@ struct ShapeGeometry {
                 return SIMD2(16 * s * s * s, 13 * cos(t) - 5 * cos(2 * t) - 2 * cos(3 * t) - cos(4 * t))
             }
             return ShapeGeometry(solid: [.polygon(v)])
-        case .octagon:
-            // Regular, flat sides on the axes (a stop sign): its corners sit on the diagonals' sides,
-            // where it differs most from a circle of the same box.
-            let r = 1 / cos(Double.pi / 8)
-            let v = (0..<8).map { k -> SIMD2<Double> in
-                let a = Double.pi / 8 + Double(k) * Double.pi / 4
-                return SIMD2(r * cos(a), r * sin(a))
+        case .pentagon:
+            // Regular, point up (a school-zone sign). Five corners stand far enough from a circle of the
+            // same box to be read at the small size, where an octagon's eight did not (see
+            // ShapeDistinctnessTests).
+            let v = (0..<5).map { k -> SIMD2<Double> in
+                let a = Double.pi / 2 + Double(k) * 2 * Double.pi / 5
+                return SIMD2(cos(a), sin(a))
             }
             return ShapeGeometry(solid: [.polygon(v)])
         case .diamond:

@@ -22,13 +22,28 @@ public struct Verification: Sendable, Equatable {
     public var centerX: Float
     public var centerY: Float
     public var extent: Float
+    /// Outline fidelity: the soft IoU of the object's coverage with the best shape's clean (sharp)
+    /// template at the fitted box, Σ min / Σ max, in [0, 1]; nil with no clear object. About 1 for a
+    /// clean render; a ragged or blurred outline lowers it.
+    public var outlineIoU: Float?
+    /// The share of pixels the reading does not explain: farther than `unexplainedTolerance` (any
+    /// channel, sRGB in [0, 1]) from the image it describes — the background, plus the fitted shape
+    /// in the object colour when there is one. 0 for a clean render; specks, smears and second
+    /// objects raise it.
+    public var unexplained: Float
+
+    /// The colour distance (largest channel difference, sRGB in [0, 1]) beyond which a pixel counts as
+    /// unexplained.
+    public static let unexplainedTolerance: Float = 0.2
 
     public init(attributes: Attributes, foundObject: Bool, confidence: Float, runnerUp: Shape?,
                 shapeMargin: Float, objectRGB: SIMD3<Float>, backgroundRGB: SIMD3<Float>,
-                centerX: Float, centerY: Float, extent: Float, shapeFit: [Shape: Float] = [:]) {
+                centerX: Float, centerY: Float, extent: Float, shapeFit: [Shape: Float] = [:],
+                outlineIoU: Float? = nil, unexplained: Float = 0) {
         self.attributes = attributes; self.foundObject = foundObject; self.confidence = confidence
         self.runnerUp = runnerUp; self.shapeMargin = shapeMargin; self.shapeFit = shapeFit
         self.objectRGB = objectRGB; self.backgroundRGB = backgroundRGB
         self.centerX = centerX; self.centerY = centerY; self.extent = extent
+        self.outlineIoU = outlineIoU; self.unexplained = unexplained
     }
 }

@@ -10,7 +10,7 @@
 /// 4. Shape: every shape template is fitted to that coverage map by least squares over centre and
 ///    extent (a pattern search down to 1/20 pixel, starting from the region's box); the shape with the
 ///    smallest residual wins. Least squares on soft coverage is the likelihood of the image under
-///    Gaussian pixel noise, so it weighs exactly the few edge pixels where, say, an octagon and a
+///    Gaussian pixel noise, so it weighs exactly the few edge pixels where, say, a pentagon and a
 ///    circle differ.
 /// 5. Colours again, now from the pixels the fitted template says are fully inside or fully outside,
 ///    named by the nearest palette colour in CIELAB; size and position from the fitted box.
@@ -99,7 +99,7 @@ public struct Verifier: Sendable {
                                   width: Float(x1 - x0 + 1), height: Float(y1 - y0 + 1))
 
         // 4. Fit every shape.
-        let (fits, cov) = alpha.withUnsafeBufferPointer { a -> ([ShapeFitter.Fit], [Float]) in
+        let (fits, cov, sharp) = alpha.withUnsafeBufferPointer { a -> ([ShapeFitter.Fit], [Float], [Float]) in
             let fitter = ShapeFitter(alpha: a.baseAddress!, side: side)
             var fits = fitter.fitAll(box: box).sorted { $0.residual < $1.residual }
             // Soft edges: refit the leading shapes with the edge blur that suits the best one, so that
@@ -110,7 +110,7 @@ public struct Verifier: Sendable {
                 fits = fits.prefix(k).map { fitter.refit($0, blur: blur) }.sorted { $0.residual < $1.residual }
                     + fits.dropFirst(k)
             }
-            return (fits, fitter.canvas(of: fits[0]))
+            return (fits, fitter.canvas(of: fits[0]), fitter.sharpCanvas(of: fits[0]))
         }
         let best = fits[0], second = fits[1]
 
@@ -150,17 +150,41 @@ public struct Verifier: Sendable {
                                     size: best.extent >= Scene.sizeThreshold ? .large : .small,
                                     position: position)
         let found = confidence >= 0.5
+        var inter: Float = 0, union: Float = 0
+        for i in 0..<n {
+            let a = min(max(alpha[i], 0), 1)
+            inter += min(a, sharp[i]); union += max(a, sharp[i])
+        }
+        let explained = found ? Self.unexplainedShare(p, background: bgRGB, object: objRGB, coverage: cov)
+            : Self.unexplainedShare(p, background: bgRGB, object: bgRGB, coverage: cov)
         return Verification(attributes: found ? attributes : Attributes(background: attributes.background),
                             foundObject: found, confidence: confidence, runnerUp: second.shape,
                             shapeMargin: second.residual - best.residual, objectRGB: objRGB,
                             backgroundRGB: bgRGB, centerX: best.centerX, centerY: best.centerY,
-                            extent: best.extent, shapeFit: shapeFit)
+                            extent: best.extent, shapeFit: shapeFit,
+                            outlineIoU: found && union > 0 ? inter / union : nil, unexplained: explained)
     }
 
     private func noObject(_ p: UnsafePointer<Float>, background: SIMD3<Float>) -> Verification {
-        Verification(attributes: Attributes(background: Palette.nearest(srgb: background).color),
-                     foundObject: false, confidence: 0, runnerUp: nil, shapeMargin: 0, objectRGB: background,
-                     backgroundRGB: background, centerX: 16, centerY: 16, extent: 0)
+        let none = [Float](repeating: 0, count: Self.n)
+        return Verification(attributes: Attributes(background: Palette.nearest(srgb: background).color),
+                            foundObject: false, confidence: 0, runnerUp: nil, shapeMargin: 0, objectRGB: background,
+                            backgroundRGB: background, centerX: 16, centerY: 16, extent: 0,
+                            unexplained: Self.unexplainedShare(p, background: background, object: background, coverage: none))
+    }
+
+    /// The share of pixels farther than `Verification.unexplainedTolerance` from background + coverage ·
+    /// (object − background).
+    private static func unexplainedShare(_ p: UnsafePointer<Float>, background: SIMD3<Float>, object: SIMD3<Float>,
+                                         coverage: [Float]) -> Float {
+        let tol = Verification.unexplainedTolerance, delta = object - background
+        var count = 0
+        for i in 0..<n {
+            let want = background + coverage[i] * delta
+            let d = absolute(SIMD3(p[3 * i], p[3 * i + 1], p[3 * i + 2]) - want)
+            if max(d.x, max(d.y, d.z)) > tol { count += 1 }
+        }
+        return Float(count) / Float(n)
     }
 
     /// The largest 4-connected set of pixels where `inside` holds.

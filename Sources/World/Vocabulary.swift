@@ -4,7 +4,7 @@
 
 /// A flat shape the renderer can draw.
 public enum Shape: String, CaseIterable, Codable, Sendable {
-    case circle, square, rectangle, triangle, star, heart, octagon, diamond, crescent, ring, cross, drop
+    case circle, square, rectangle, triangle, star, heart, pentagon, diamond, crescent, ring, cross, drop
 }
 
 /// A named palette colour, for objects and backgrounds.

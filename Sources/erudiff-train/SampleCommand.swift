@@ -47,6 +47,7 @@ enum SampleCommand: TrainCommand {
         var rows: [[RGBImage]] = [], labels: [String] = []
         // Every explicit caption's readings, for the summary's counts (KnowledgeMetrics.stats).
         var readings: [(found: Attributes?, expected: Attributes)] = []
+        var verifications: [Verification] = []
         for (r, p) in prompts.enumerated() {
             var row: [RGBImage] = [], ok = 0
             let want = Caption.parse(p)
@@ -56,6 +57,7 @@ enum SampleCommand: TrainCommand {
                 guard let want else { continue }
                 let v = try verifier.verify(signedUnit: images.data + k * model.packing.pixelCount)
                 readings.append((v.attributes, want))
+                verifications.append(v)
                 if KnowledgeMetrics.isCorrect(found: v.attributes, expected: want) { ok += 1 }
                 else if verbose { print("  \(p) [seed \(seeds[k])]: read \(describe(v))") }
             }
@@ -72,7 +74,22 @@ enum SampleCommand: TrainCommand {
                 $0.size?.rawValue ?? "unsaid"
             })
             print("  right, by shape: " + groups(readings, order: Shape.allCases.map(\.rawValue)) { $0.shape?.rawValue })
+            print("  " + outlineSummary(verifications))
         }
+    }
+
+    /// Outline fidelity and cleanliness of a set of readings: the median outline IoU of the images with
+    /// an object, and how many pixels the readings leave unexplained.
+    static func outlineSummary(_ v: [Verification]) -> String {
+        func median(_ a: [Float]) -> Float {
+            let s = a.sorted()
+            return s.isEmpty ? .nan : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+        let iou = v.compactMap(\.outlineIoU), unexplained = v.map(\.unexplained)
+        let clean = unexplained.filter { $0 <= 0.02 }.count
+        return String(format: "outline IoU median %.3f over %d objects (25th percentile %.3f); unexplained pixels median %.2f%%, "
+                      + "≤ 2%% in %d of %d images", median(iou), iou.count,
+                      iou.isEmpty ? Float.nan : iou.sorted()[iou.count / 4], 100 * median(unexplained), clean, v.count)
     }
 
     /// "right/images (percent%)" of one set of readings.

@@ -6,9 +6,9 @@ final class CaptionTests: XCTestCase {
     func testCanonicalCaption() {
         XCTAssertEqual(Caption.make(Attributes(shape: .circle, color: .red, background: .white)),
                        "a red circle on a white background")
-        XCTAssertEqual(Caption.make(Attributes(shape: .octagon, color: .orange, background: .lightBlue, size: .large,
+        XCTAssertEqual(Caption.make(Attributes(shape: .pentagon, color: .orange, background: .lightBlue, size: .large,
                                                position: .top)),
-                       "a large orange octagon at the top of a light blue background")
+                       "a large orange pentagon at the top of a light blue background")
         XCTAssertEqual(Caption.make(Attributes(shape: .ring, color: .orange)), "an orange ring")
     }
 

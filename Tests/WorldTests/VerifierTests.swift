@@ -81,7 +81,7 @@ final class VerifierTests: XCTestCase {
 
     /// Every shape's template is graded against the object: the drawn shape's fit is the confidence
     /// and the highest, the others lie in [0, 1] below it, and a shape's near neighbours fit better
-    /// than shapes unlike it (an octagon is nearer a circle than a cross or a star is). No object: no
+    /// than shapes unlike it (a pentagon is nearer a circle than a cross or a star is). No object: no
     /// grades.
     func testShapeFitGradesEveryTemplate() throws {
         let verifier = Verifier()
@@ -98,8 +98,8 @@ final class VerifierTests: XCTestCase {
         }
         let (_, circle) = Renderer.image(Attributes(shape: .circle, color: .blue, background: .yellow, size: .large), rng: &rng)
         let fits = try verifier.verify(circle).shapeFit
-        XCTAssertGreaterThan(fits[.octagon]!, fits[.cross]!)
-        XCTAssertGreaterThan(fits[.octagon]!, fits[.star]!)
+        XCTAssertGreaterThan(fits[.pentagon]!, fits[.cross]!)
+        XCTAssertGreaterThan(fits[.pentagon]!, fits[.star]!)
         XCTAssertEqual(try verifier.verify(RGBImage(width: 32, height: 32, fill: SIMD3(255, 255, 255))).shapeFit, [:])
     }
 
@@ -134,5 +134,56 @@ final class VerifierTests: XCTestCase {
                      render * 1e6, verify * 1e3, verify / render, checksum))
         XCTAssertEqual(right, 200)
         XCTAssertLessThan(render, verify / 20)
+    }
+}
+
+/// Outline fidelity and cleanliness: what the verifier reports beside the attributes.
+final class VerifierOutlineTests: XCTestCase {
+    /// A clean render of every shape at both sizes has an outline IoU near 1 and no unexplained pixel.
+    func testCleanRendersAreFaithfulAndExplained() throws {
+        let verifier = Verifier()
+        var rng = RNG(seed: 41)
+        for shape in Shape.allCases {
+            for size in Size.allCases {
+                let (_, image) = Renderer.image(Attributes(shape: shape, color: .green, background: .pink, size: size), rng: &rng)
+                let v = try verifier.verify(image)
+                XCTAssertGreaterThan(try XCTUnwrap(v.outlineIoU), 0.95, "\(shape) \(size)")
+                XCTAssertEqual(v.unexplained, 0, "\(shape) \(size)")
+            }
+        }
+        let flat = try verifier.verify(RGBImage(width: 32, height: 32, fill: SIMD3(255, 255, 255)))
+        XCTAssertNil(flat.outlineIoU)
+        XCTAssertEqual(flat.unexplained, 0)
+    }
+
+    /// Specks on a flat field, a second object beside the first, and a ragged outline: each leaves
+    /// pixels unexplained or lowers the outline IoU, where the clean image does neither.
+    func testSmearsSpecksAndRaggedOutlinesShow() throws {
+        let verifier = Verifier()
+        var rng = RNG(seed: 42)
+        var specks = RGBImage(width: 32, height: 32, fill: SIMD3(255, 255, 255))
+        for _ in 0..<40 { let i = rng.int(below: 32 * 32); specks.pixels[3 * i] = 0; specks.pixels[3 * i + 2] = 0 }
+        XCTAssertGreaterThan(try verifier.verify(specks).unexplained, 0.03)
+
+        let scene = Scene(shape: .square, color: .blue, background: .white, size: .small, position: .left,
+                          centerX: 9, centerY: 16, extent: 10)
+        var two = Renderer.image(scene)
+        let other = Renderer.image(Scene(shape: .circle, color: .blue, background: .white, size: .small, position: .right,
+                                         centerX: 25, centerY: 16, extent: 8))
+        for i in 0..<(32 * 32) where other.pixels[3 * i] != 255 { for c in 0..<3 { two.pixels[3 * i + c] = other.pixels[3 * i + c] } }
+        XCTAssertGreaterThan(try verifier.verify(two).unexplained, 0.03)
+
+        let clean = Renderer.image(Scene(shape: .circle, color: .red, background: .white, size: .large, position: .center,
+                                         centerX: 16, centerY: 16, extent: 22))
+        var ragged = clean
+        for y in 0..<32 {
+            for x in 0..<32 where (x + y) % 3 == 0 {  // bite a pixel out of the edge every third step
+                let i = y * 32 + x, dx = Float(x) + 0.5 - 16, dy = Float(y) + 0.5 - 16
+                if abs((dx * dx + dy * dy).squareRoot() - 10.5) < 1 { for c in 0..<3 { ragged.pixels[3 * i + c] = 255 } }
+            }
+        }
+        let a = try XCTUnwrap(try verifier.verify(clean).outlineIoU), b = try XCTUnwrap(try verifier.verify(ragged).outlineIoU)
+        XCTAssertGreaterThan(a, 0.97)
+        XCTAssertLessThan(b, a - 0.03)
     }
 }

@@ -14,7 +14,7 @@ import pytest
 from helpers import png_max_difference
 
 PAIRS = [{"implicit": "the flag of Japan", "explicit": "a red circle on a white background"},
-         {"implicit": "a stop sign", "explicit": "a red octagon on a white background"}]
+         {"implicit": "a school zone road sign", "explicit": "a yellow pentagon on a white background"}]
 # Small enough for a test: few steps, one anchor of 4 sampler steps, a cheap dislocation.
 SMALL_MATCH = {"pairs": PAIRS, "steps": 3, "batchSize": 2, "anchors": {"perPair": 1, "steps": 4},
                "dislocation": {"samplesPerPair": 2, "anchors": 1}}
@@ -254,10 +254,10 @@ def test_rl_step_with_world_rewards(engine, contract):
 
 
 def test_rl_step_graded_world_reward_credits_near_misses(engine, contract):
-    # The same rollouts (same seed, no training step) rewarded both ways: mini draws an octagon as a
-    # round blob that reads as a circle, so some samples have the wrong shape, which the graded reward
-    # credits by how well the octagon's template fits them.
-    params = {"prompts": ["a red octagon on a white background", "a red circle on a white background"],
+    # The same rollouts (same seed, no training step) rewarded both ways: mini draws some pentagons
+    # as round blobs that read as circles, so some samples have the wrong shape, which the graded
+    # reward credits by how well the pentagon's template fits them.
+    params = {"prompts": ["a red pentagon on a white background", "a red circle on a white background"],
               "groupSize": 4, "samplingSteps": 8, "stepsPerRound": 0, "seed": 3}
     plain = result(engine, contract, "rlStep", params)["perRound"][0]
     graded = result(engine, contract, "rlStep", dict(params, reward="world-graded"))["perRound"][0]

@@ -149,7 +149,7 @@ def test_sample_builds_contract_params_and_images_show_in_jupyter(fake, workdir)
         assert open(im.save(out), "rb").read() == fake.png
         d = os.path.join(workdir, "imgs")
         os.mkdir(d)
-        r = c.sample(prompts=["a stop sign", "a red octagon"], output_dir=d)
+        r = c.sample(prompts=["a school zone road sign", "a yellow pentagon"], output_dir=d)
         assert r.images[0].path.startswith(d) and r.images[0]._repr_png_() == fake.png
     params = fake.requests[0]["params"]
     assert params == {"prompt": "the flag of Japan", "count": 2, "steps": 8, "guidance": 3.5, "seed": 7,

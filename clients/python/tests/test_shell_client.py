@@ -186,7 +186,7 @@ def test_sample_writes_png_files(fake, workdir):
 
 def test_match_rl_eval_build_contract_params(fake):
     cases = [
-        ["match", "--pairs", '[{"implicit":"a stop sign","explicit":"a red octagon on a white background"}]',
+        ["match", "--pairs", '[{"implicit":"a school zone road sign","explicit":"a yellow pentagon on a white background"}]',
          "--steps", "10", "--batch-size", "2", "--lr", "0.001", "--preserve-weight", "0.5", "--seed", "1",
          "--params", '{"anchors":{"perPair":2}}'],
         ["match", "--set", "world:train"],
