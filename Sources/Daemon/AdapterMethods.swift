@@ -1,6 +1,7 @@
 import EruDiff
 import Foundation
 import Models
+import RPCServer
 
 extension MethodTable {
     /// `adapters/save`, `adapters/load`, `adapters/reset`: the model's LoRA adapter as PEFT safetensors

@@ -1,5 +1,6 @@
 import EruDiff
 import Models
+import RPCServer
 
 /// The `encode` method's work: the prompts go through the text encoder in passes of
 /// `FlowModel.encodePassSize`, one pass per unit. The encoder keeps scratch memory sized to its largest

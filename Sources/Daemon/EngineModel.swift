@@ -1,6 +1,7 @@
 import EruDiff
 import Foundation
 import Models
+import RPCServer
 import Tensors
 
 /// A flow model resident in the daemon: the engine's `FlowModel` plus what the daemon keeps about its

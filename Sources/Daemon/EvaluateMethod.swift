@@ -1,5 +1,6 @@
 import EruDiff
 import Foundation
+import RPCServer
 import World
 
 extension MethodTable {

@@ -1,4 +1,5 @@
 import Foundation
+import RPCServer
 import World
 
 extension MethodTable {

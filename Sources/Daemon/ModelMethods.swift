@@ -1,15 +1,17 @@
 import EruDiff
 import Foundation
+import RPCServer
 
 extension MethodTable {
     /// `models/list`, `models/load`, `models/unload`. Loading and unloading run on the worker, between
     /// units of other jobs; a model whose adapter is being trained is not replaced or unloaded.
     func registerModelMethods(_ engine: Engine) {
-        register("models/list", .immediate { ctx, _ in
-            ["models": ctx.models.summary()]
+        let models = engine.models, state = engine.state
+        register("models/list", .immediate { _, _ in
+            ["models": models.summary()]
         })
 
-        register("models/load", .job { ctx, params in
+        register("models/load", .job { _, params in
             let name = try params.string("name")
             try Engine.checkModelName(name)
             let path = try params.string("path")
@@ -22,7 +24,6 @@ extension MethodTable {
                                              + "diffusion_pytorch_model.safetensors and erudiff.json)")
             }
             let restore = try params.bool("restoreAdapter", default: true)
-            let state = ctx.state, models = ctx.models
             return ClosureJob(title: "models/load: \(name)") { _ in
                 if let old = try? engine.model(named: name) {
                     try old.requireIdle("replace")
@@ -54,10 +55,9 @@ extension MethodTable {
             }
         })
 
-        register("models/unload", .job { ctx, params in
+        register("models/unload", .job { _, params in
             let name = try params.string("name")
             _ = try engine.model(named: name)
-            let models = ctx.models
             return ClosureJob(title: "models/unload: \(name)") { _ in
                 let model = try engine.model(named: name)
                 try model.requireIdle("unload")

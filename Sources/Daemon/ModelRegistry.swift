@@ -1,4 +1,5 @@
 import Foundation
+import RPCServer
 
 /// A model kept resident by the daemon. The engine provides the concrete type; the daemon only needs
 /// what `status` shows and a way to save what was learned.
@@ -24,7 +25,7 @@ extension ResidentModel {
 /// Loaded models by name. Models are used and changed only on the worker thread; `status` on the loop
 /// thread reads the cached summary, refreshed by the worker after each unit, so it never waits.
 public final class ModelRegistry: @unchecked Sendable {
-    /// Makes a model from a path; installed by the engine's method registration. Runs on the worker
+    /// Makes a model from a path; installed by `Engine`. Runs on the worker
     /// thread (or at start-up, before the loop runs).
     public typealias Loader = (_ name: String, _ path: String, _ state: StateDirectory) throws -> ResidentModel
 
@@ -124,5 +125,18 @@ public final class ModelRegistry: @unchecked Sendable {
             do { try model.checkpoint(into: state) } catch { failures.append((name, error)) }
         }
         return failures
+    }
+}
+
+extension RPCError {
+    public static let modelNotLoadedCode = -32002
+
+    /// A model is not loaded; says how to load one: `models/load`, or `--model NAME=PATH` at start-up.
+    public static func modelNotLoaded(_ name: String, loaded: [String] = []) -> RPCError {
+        let have = loaded.isEmpty ? "no model is loaded" : "loaded: " + loaded.joined(separator: ", ")
+        return RPCError(code: modelNotLoadedCode,
+                        message: "Model not loaded: \(name) (\(have)); load it with models/load "
+                            + "{\"name\": \"\(name)\", \"path\": MODEL_DIR} or start erudiffd with --model \(name)=MODEL_DIR",
+                        data: ["model": .string(name), "loaded": .array(loaded.map { .string($0) })])
     }
 }

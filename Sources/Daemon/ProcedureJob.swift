@@ -1,5 +1,6 @@
 import EruDiff
 import Foundation
+import RPCServer
 
 /// An engine procedure (DK-DM, NO-RL, an evaluation) run as a daemon job: each `Procedure.next()` is
 /// one unit, so its units interleave with other jobs and it stops between any two of them.

@@ -1,4 +1,5 @@
 import Foundation
+import RPCServer
 import Tensors
 
 /// The daemon's `--state-dir`: where adapters and job checkpoints live, so that nothing learned is lost

@@ -1,6 +1,7 @@
 import EruDiff
 import Foundation
 import Models
+import RPCServer
 import World
 
 /// Parameters that `matchDistributions`, `rlStep` and `adapters/reset` share: the LoRA shape, the
