@@ -22,8 +22,7 @@ final class EncodeJob: Job {
 
     func step(_ context: JobContext) throws -> JobStep {
         let start = tokens.count, end = min(prompts.count, start + FlowModel.encodePassSize)
-        let e: TextEncoding
-        do { e = try model.flow.textEncoding(Array(prompts[start..<end])) } catch { throw Engine.rpcError(error) }
+        let e = try model.flow.textEncoding(Array(prompts[start..<end]))
         for b in 0..<e.count {
             tokens.append(.array(e.tokens.sequence(b).map { .int(Int64($0)) }))
             pooled.append(.array(e.pooled(b).map { .double(Double($0)) }))

@@ -34,30 +34,24 @@ extension MethodTable {
 final class Engine {
     static let info = ServerInfo(name: "erudiffd", version: "0.1.0")
     let options: DaemonOptions
-    let models = ModelRegistry()
+    let models: ModelRegistry
     let state: StateDirectory
     let samples: SampleStore
     private let knowledgeBase: Result<KnowledgeBase, Error>
 
-    /// Installs the model loader for `--model NAME=PATH` and `models/load`.
     init(options: DaemonOptions) {
         self.options = options
+        models = ModelRegistry(minilm: options.minilm)
         state = StateDirectory(path: options.stateDir)
         samples = SampleStore(limit: options.sampleStoreLimit, ttl: TimeInterval(options.sampleTTL))
         knowledgeBase = Result { try KnowledgeBase.bundled() }
-        models.loader = { name, path, state in
-            try Engine.checkModelName(name)
-            return try EngineModel.load(name: name, path: path, state: state, minilm: options.minilm)
-        }
     }
 
     /// The server's hooks into the models: their `status` summary is refreshed on the worker, and
     /// their adapters are checkpointed at shutdown.
     var hooks: ServerHooks {
         let models = models, state = state
-        return ServerHooks(afterWork: models.refresh, checkpoint: {
-            models.checkpointAll(into: state).map { ["model": .string($0.0), "error": .string("\($0.1)")] }
-        })
+        return ServerHooks(afterWork: models.refresh, checkpoint: { models.checkpointAll(into: state) })
     }
 
     /// The bundled knowledge base (world sets and rewards).
@@ -72,12 +66,15 @@ final class Engine {
         try model(named: params.string("model", default: DefaultModel.name))
     }
 
-    func model(named name: String) throws -> EngineModel {
-        let m = try models.model(name)
-        guard let e = m as? EngineModel else {
-            throw RPCError.internalError("model \(name) is not an engine model")
+    func model(named name: String) throws -> EngineModel { try models.model(name) }
+
+    /// `path`, given as parameter `name`, if it is absolute (the daemon's working directory is not the
+    /// caller's); else `-32602`.
+    static func absolute(_ path: String, _ name: String = "path") throws -> String {
+        guard path.hasPrefix("/") else {
+            throw RPCError.invalidParams("\"\(name)\" must be an absolute path (the daemon's working directory is not yours), got \"\(path)\"")
         }
-        return e
+        return path
     }
 
     /// Model names become file names under the state directory.
@@ -88,11 +85,12 @@ final class Engine {
             throw RPCError.invalidParams("\"name\" must be 1 to 64 letters, digits, '.', '_' or '-' (not starting with '.'), got \"\(name)\"")
         }
     }
+}
 
-    /// Engine errors thrown in a unit, as JSON-RPC errors: a bad argument is `-32602`.
-    static func rpcError(_ error: Error) -> Error {
-        if error is RPCError { return error }
-        if case let EruDiffError.invalidArgument(s) = error { return RPCError.invalidParams(s) }
-        return RPCError.internalError("\(error)")
+/// Engine errors as JSON-RPC errors: a bad argument is `-32602`, anything else `-32603`.
+extension EruDiffError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        if case let .invalidArgument(s) = self { return .invalidParams(s) }
+        return .internalError("\(self)")
     }
 }

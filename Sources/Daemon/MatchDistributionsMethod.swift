@@ -94,7 +94,7 @@ enum MatchParams {
         o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
         o.seed = try params.seed(default: o.seed)!
         try dislocation(params, into: &o)
-        try TrainingParams.validated { try o.validate() }
+        try o.validate()   // its EruDiffError.invalidArgument answers -32602
         return (o, lora)
     }
 

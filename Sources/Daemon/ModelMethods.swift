@@ -14,10 +14,7 @@ extension MethodTable {
         register("models/load", .job { _, params in
             let name = try params.string("name")
             try Engine.checkModelName(name)
-            let path = try params.string("path")
-            guard path.hasPrefix("/") else {
-                throw RPCError.invalidParams("\"path\" must be an absolute path (the daemon's working directory is not yours), got \"\(path)\"")
-            }
+            let path = try Engine.absolute(params.string("path"))
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
                 throw RPCError.invalidParams("\"path\" \(path) is not a folder (a model folder holds config.json, "
@@ -31,10 +28,7 @@ extension MethodTable {
                 }
                 let model: EngineModel
                 do {
-                    guard let m = try models.load(name: name, path: path, state: state) as? EngineModel else {
-                        throw RPCError.internalError("the loader made no engine model")
-                    }
-                    model = m
+                    model = try models.load(name: name, path: path, state: state)
                 } catch let e as RPCError {
                     throw e
                 } catch {

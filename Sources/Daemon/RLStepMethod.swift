@@ -83,7 +83,7 @@ enum RLParams {
         o.lora = lora.settings
         o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
         o.seed = try params.seed(default: o.seed)!
-        try TrainingParams.validated { try o.validate() }
+        try o.validate()   // its EruDiffError.invalidArgument answers -32602
         return (o, lora)
     }
 

@@ -44,16 +44,4 @@ public final class StateDirectory: @unchecked Sendable {
     public func write(_ name: String, _ data: Data) throws {
         try AtomicFile.write(data, to: url(for: name), permissions: 0o600)
     }
-
-    /// Replaces the file `name` with what `body` writes, atomically and durably (mode 0600).
-    public func write(_ name: String, _ body: (inout AtomicFile.Writer) throws -> Void) throws {
-        try AtomicFile.write(to: url(for: name), permissions: 0o600, body)
-    }
-
-    /// The file's bytes, or nil if it does not exist.
-    public func read(_ name: String) throws -> Data? {
-        let url = try url(for: name)
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        return try Data(contentsOf: url)
-    }
 }

@@ -94,14 +94,6 @@ enum TrainingParams {
         }
     }
 
-    /// An engine options check (`validate()`) as `-32602`.
-    static func validated(_ body: () throws -> Void) throws {
-        do { try body() } catch let e as EruDiffError {
-            if case let .invalidArgument(s) = e { throw RPCError.invalidParams(s) }
-            throw RPCError.invalidParams("\(e)")
-        }
-    }
-
     // MARK: Reports as JSON
 
     static func number(_ x: Double?) -> JSON { x.map { $0.isFinite ? JSON.double($0) : .null } ?? .null }

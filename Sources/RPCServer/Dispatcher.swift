@@ -271,6 +271,7 @@ public final class Dispatcher {
 
     static func rpcError(_ error: Error) -> RPCError {
         if let e = error as? RPCError { return e }
+        if let e = error as? RPCErrorConvertible { return e.rpcError }
         return .internalError(String(describing: error))
     }
 

@@ -1,3 +1,9 @@
+/// An application's error that knows its JSON-RPC form: whatever throws it — a method's checks on the
+/// loop thread, a job's unit on the worker — is answered with `rpcError` (other errors are -32603).
+public protocol RPCErrorConvertible: Error {
+    var rpcError: RPCError { get }
+}
+
 /// A JSON-RPC error object. The standard codes come from JSON-RPC 2.0 and LSP; the server's own codes
 /// (busy, shutting down, too large) lie in the server range -32000 ... -32099, where an application
 /// adds its own (erudiffd's are listed in protocol/README.md).
