@@ -3,6 +3,7 @@
 // Layers (DESIGN.md §2), each only using the ones before it:
 //   (CBLAS, CKernels) <- Tensors <- Models <- Diffusion <- EruDiff <- Daemon <- erudiffd
 //   Tensors <- World <- EruDiff
+//   (CUV, CJansson) <- RPCServer <- Daemon   (RPCServer: generic JSON-RPC over libuv, knows no model)
 import PackageDescription
 
 // Swift 5 language mode: the numeric core passes raw buffers between threads on purpose, and the
@@ -39,7 +40,8 @@ let package = Package(
                 resources: [.copy("Resources")], swiftSettings: settings),
         .target(name: "EruDiff", dependencies: ["Diffusion", "Models", "World", "Tensors"],
                 swiftSettings: settings),
-        .target(name: "Daemon", dependencies: ["EruDiff", "Models", "World", "Tensors", "CUV", "CJansson"], swiftSettings: settings),
+        .target(name: "RPCServer", dependencies: ["CUV", "CJansson"], swiftSettings: settings),
+        .target(name: "Daemon", dependencies: ["RPCServer", "EruDiff", "Models", "World", "Tensors"], swiftSettings: settings),
 
         // Executables: thin mains over the libraries.
         .executableTarget(name: "erudiffd", dependencies: ["Daemon"], swiftSettings: settings),
@@ -54,6 +56,7 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], exclude: ["Fixtures"], swiftSettings: settings),
         .testTarget(name: "WorldTests", dependencies: ["World"], swiftSettings: settings),
         .testTarget(name: "EruDiffTests", dependencies: ["EruDiff"], swiftSettings: settings),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon"], swiftSettings: settings),
+        .testTarget(name: "RPCServerTests", dependencies: ["RPCServer"], swiftSettings: settings),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "RPCServer"], swiftSettings: settings),
     ]
 )

@@ -1,6 +1,7 @@
 import EruDiff
 import Foundation
 import Models
+import RPCServer
 
 extension MethodTable {
     /// `adapters/save`, `adapters/load`, `adapters/reset`: the model's LoRA adapter as PEFT safetensors
@@ -9,10 +10,7 @@ extension MethodTable {
     func registerAdapterMethods(_ engine: Engine) {
         register("adapters/save", .job { _, params in
             let model = try engine.model(params)
-            let path = try params.optionalString("path")
-            if let path, !path.hasPrefix("/") {
-                throw RPCError.invalidParams("\"path\" must be an absolute path (the daemon's working directory is not yours), got \"\(path)\"")
-            }
+            let path = try params.optionalString("path").map { try Engine.absolute($0) }
             return ClosureJob(title: "adapters/save: \(model.name)") { _ in
                 guard let a = model.flow.adapter else {
                     throw RPCError.invalidParams("model \(model.name) has no adapter to save (train one with matchDistributions "
@@ -39,10 +37,7 @@ extension MethodTable {
 
         register("adapters/load", .job { _, params in
             let model = try engine.model(params)
-            let path = try params.string("path")
-            guard path.hasPrefix("/") else {
-                throw RPCError.invalidParams("\"path\" must be an absolute path (the daemon's working directory is not yours), got \"\(path)\"")
-            }
+            let path = try Engine.absolute(params.string("path"))
             guard FileManager.default.fileExists(atPath: path) else {
                 throw RPCError.invalidParams("\"path\" \(path) does not exist")
             }

@@ -1,5 +1,6 @@
 import EruDiff
 import Models
+import RPCServer
 
 /// The `encode` method's work: the prompts go through the text encoder in passes of
 /// `FlowModel.encodePassSize`, one pass per unit. The encoder keeps scratch memory sized to its largest
@@ -21,8 +22,7 @@ final class EncodeJob: Job {
 
     func step(_ context: JobContext) throws -> JobStep {
         let start = tokens.count, end = min(prompts.count, start + FlowModel.encodePassSize)
-        let e: TextEncoding
-        do { e = try model.flow.textEncoding(Array(prompts[start..<end])) } catch { throw Engine.rpcError(error) }
+        let e = try model.flow.textEncoding(Array(prompts[start..<end]))
         for b in 0..<e.count {
             tokens.append(.array(e.tokens.sequence(b).map { .int(Int64($0)) }))
             pooled.append(.array(e.pooled(b).map { .double(Double($0)) }))

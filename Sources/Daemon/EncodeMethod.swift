@@ -1,3 +1,5 @@
+import RPCServer
+
 extension MethodTable {
     /// `encode`: the text encoder's view of prompts at the model's context length — WordPiece token
     /// ids (`[CLS] … [SEP]`, no padding) and the pooled sentence vectors the transformer receives —

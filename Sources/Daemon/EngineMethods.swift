@@ -1,42 +1,57 @@
 import EruDiff
 import Foundation
+import RPCServer
 import World
 
 extension MethodTable {
-    /// The engine's methods of DESIGN §7 (`sample`, `matchDistributions`, `rlStep`, `evaluate`,
-    /// `encode`, `models/list|load|unload`, `adapters/save|load|reset`, and `images/grid`). Each group
-    /// lives in a file of its own in this folder and is registered here with one line; the model
-    /// loader for `--model NAME=PATH` and `models/load` is installed here too.
-    func registerEngineMethods(options: DaemonOptions, models: ModelRegistry) {
-        let engine = Engine(options: options, models: models)
-        models.loader = { name, path, state in
-            try Engine.checkModelName(name)
-            return try EngineModel.load(name: name, path: path, state: state, minilm: options.minilm)
+    /// Every method erudiffd serves with these options: the server's lifecycle methods (`status` with
+    /// the engine's models), the engine's methods of DESIGN §7 (`sample`, `matchDistributions`,
+    /// `rlStep`, `evaluate`, `encode`, `models/list|load|unload`, `adapters/save|load|reset`) and
+    /// `images/grid`, and the test methods when the test suite asks for them. Each group lives in a
+    /// file of its own in this folder and is registered here with one line.
+    static func erudiff(_ engine: Engine) -> MethodTable {
+        let t = MethodTable()
+        t.registerLifecycleMethods(info: Engine.info, options: engine.options.server) {
+            ["models": engine.models.summary(), "stateDir": .string(engine.state.path)]
         }
-        registerSample(engine)
-        registerMatchDistributions(engine)
-        registerRLStep(engine)
-        registerEvaluate(engine)
-        registerEncode(engine)
-        registerModelMethods(engine)
-        registerAdapterMethods(engine)
-        registerGrid(engine)
+        t.registerSample(engine)
+        t.registerMatchDistributions(engine)
+        t.registerRLStep(engine)
+        t.registerEvaluate(engine)
+        t.registerEncode(engine)
+        t.registerModelMethods(engine)
+        t.registerAdapterMethods(engine)
+        t.registerGrid(engine)
+        if engine.options.server.enableTestMethods {
+            t.registerTestMethods { name, data in try engine.state.write("test/\(name).json", data) }
+        }
+        return t
     }
 }
 
-/// What the engine's methods share: the options, the resident models, the sample store and the
-/// bundled knowledge base.
+/// What the engine's methods share: the options, the resident models, the state directory, the sample
+/// store and the bundled knowledge base.
 final class Engine {
+    static let info = ServerInfo(name: "erudiffd", version: "0.1.0")
     let options: DaemonOptions
     let models: ModelRegistry
+    let state: StateDirectory
     let samples: SampleStore
     private let knowledgeBase: Result<KnowledgeBase, Error>
 
-    init(options: DaemonOptions, models: ModelRegistry) {
+    init(options: DaemonOptions) {
         self.options = options
-        self.models = models
+        models = ModelRegistry(minilm: options.minilm)
+        state = StateDirectory(path: options.stateDir)
         samples = SampleStore(limit: options.sampleStoreLimit, ttl: TimeInterval(options.sampleTTL))
         knowledgeBase = Result { try KnowledgeBase.bundled() }
+    }
+
+    /// The server's hooks into the models: their `status` summary is refreshed on the worker, and
+    /// their adapters are checkpointed at shutdown.
+    var hooks: ServerHooks {
+        let models = models, state = state
+        return ServerHooks(afterWork: models.refresh, checkpoint: { models.checkpointAll(into: state) })
     }
 
     /// The bundled knowledge base (world sets and rewards).
@@ -48,16 +63,18 @@ final class Engine {
 
     /// The model the request names (`model`, default "mini"), or `-32002` saying how to load one.
     func model(_ params: Params) throws -> EngineModel {
-        let name = try params.model()
-        return try model(named: name)
+        try model(named: params.string("model", default: DefaultModel.name))
     }
 
-    func model(named name: String) throws -> EngineModel {
-        let m = try models.model(name)
-        guard let e = m as? EngineModel else {
-            throw RPCError.internalError("model \(name) is not an engine model")
+    func model(named name: String) throws -> EngineModel { try models.model(name) }
+
+    /// `path`, given as parameter `name`, if it is absolute (the daemon's working directory is not the
+    /// caller's); else `-32602`.
+    static func absolute(_ path: String, _ name: String = "path") throws -> String {
+        guard path.hasPrefix("/") else {
+            throw RPCError.invalidParams("\"\(name)\" must be an absolute path (the daemon's working directory is not yours), got \"\(path)\"")
         }
-        return e
+        return path
     }
 
     /// Model names become file names under the state directory.
@@ -68,11 +85,12 @@ final class Engine {
             throw RPCError.invalidParams("\"name\" must be 1 to 64 letters, digits, '.', '_' or '-' (not starting with '.'), got \"\(name)\"")
         }
     }
+}
 
-    /// Engine errors thrown in a unit, as JSON-RPC errors: a bad argument is `-32602`.
-    static func rpcError(_ error: Error) -> Error {
-        if error is RPCError { return error }
-        if case let EruDiffError.invalidArgument(s) = error { return RPCError.invalidParams(s) }
-        return RPCError.internalError("\(error)")
+/// Engine errors as JSON-RPC errors: a bad argument is `-32602`, anything else `-32603`.
+extension EruDiffError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        if case let .invalidArgument(s) = self { return .invalidParams(s) }
+        return .internalError("\(self)")
     }
 }

@@ -1,6 +1,7 @@
 import EruDiff
 import Foundation
 import Models
+import RPCServer
 import Tensors
 
 /// A flow model resident in the daemon: the engine's `FlowModel` plus what the daemon keeps about its
@@ -8,7 +9,7 @@ import Tensors
 /// is, and which training job owns it now — and the anchor banks that evaluations and DK-DM share.
 ///
 /// Used only on the worker thread (jobs, the loader, `ModelRegistry.refresh`), like the model itself.
-public final class EngineModel: ResidentModel {
+public final class EngineModel {
     public let name: String
     /// The model folder it was loaded from.
     public let path: String
@@ -45,10 +46,12 @@ public final class EngineModel: ResidentModel {
         return model
     }
 
-    // MARK: ResidentModel
+    // MARK: What `status` shows and the registry saves
 
+    /// Resident memory: weights, adapter, workspaces, text encoder, anchors.
     public var bytes: Int { flow.memory.total + banks.reduce(0) { $0 + $1.bytes } }
 
+    /// The adapter's state for `status` (rank, steps, checkpoint, training job…), or null.
     public var adapter: JSON {
         guard let a = flow.adapter else { return .null }
         var o: [String: JSON] = [
@@ -66,6 +69,7 @@ public final class EngineModel: ResidentModel {
         return .object(o)
     }
 
+    /// More members of the model's `status` entry (path, memory breakdown, parameters, image size).
     public var details: [String: JSON] {
         let m = flow.memory
         return [
@@ -83,6 +87,7 @@ public final class EngineModel: ResidentModel {
         if unsaved { try saveCheckpoint() }
     }
 
+    /// The model left the registry (`models/unload`, replaced by a load): saves unsaved steps.
     public func unloaded() {
         do { try checkpoint(into: checkpoints.state) } catch {
             Log.error("model \(name): checkpoint at unload failed: \(error)")

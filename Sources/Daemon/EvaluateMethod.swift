@@ -1,5 +1,6 @@
 import EruDiff
 import Foundation
+import RPCServer
 import World
 
 extension MethodTable {
@@ -67,7 +68,7 @@ enum EvaluateParams {
             }
         }
         let anchors = try anchorSettings(params)
-        try TrainingParams.validated { try o.validate() }
+        try o.validate()   // its EruDiffError.invalidArgument answers -32602
         return (o, items, anchors)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import RPCServer
 import World
 
 extension MethodTable {
@@ -19,10 +20,7 @@ extension MethodTable {
             let columnLabels = params.has("columnLabels") ? try params.stringArray("columnLabels", nonEmpty: false) : []
             let scale = try params.int("scale", default: 3, in: 1...16)
             let labelChars = try params.int("rowLabelChars", default: 28, in: 1...200)
-            let path = try params.string("path")
-            guard path.hasPrefix("/") else {
-                throw RPCError.invalidParams("\"path\" must be an absolute path (the daemon's working directory is not yours), got \"\(path)\"")
-            }
+            let path = try Engine.absolute(params.string("path"))
             return ClosureJob(title: "images/grid: \(cells.count) rows") { _ in
                 let images = try cells.map { try $0.map { try $0.image() } }
                 let w = images.flatMap { $0 }.compactMap { $0?.width }.max() ?? 32

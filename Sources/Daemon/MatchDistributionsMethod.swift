@@ -1,5 +1,6 @@
 import EruDiff
 import Foundation
+import RPCServer
 import World
 
 extension MethodTable {
@@ -7,7 +8,7 @@ extension MethodTable {
     /// reference anchors, the training steps (one unit each), the dislocation after. Defaults are
     /// `DistributionMatchingOptions`'s.
     func registerMatchDistributions(_ engine: Engine) {
-        register("matchDistributions", .job { ctx, params in
+        register("matchDistributions", .job { _, params in
             let model = try engine.model(params)
             let pairs = try MatchParams.pairs(params, engine: engine)
             let (options, lora) = try MatchParams.options(params)
@@ -17,7 +18,7 @@ extension MethodTable {
             let title = "matchDistributions: \(pairs.count) pairs, \(options.steps) steps"
             return ProcedureJob<DistributionMatching>(
                 title: title, method: "matchDistributions", model: model, trains: true,
-                checkpointEvery: ctx.options.checkpointEvery,
+                checkpointEvery: engine.options.server.checkpointEvery,
                 make: { m in
                     var o = options
                     o.lora = try lora.prepare(m, fresh: o.freshAdapter)
@@ -93,7 +94,7 @@ enum MatchParams {
         o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
         o.seed = try params.seed(default: o.seed)!
         try dislocation(params, into: &o)
-        try TrainingParams.validated { try o.validate() }
+        try o.validate()   // its EruDiffError.invalidArgument answers -32602
         return (o, lora)
     }
 

@@ -1,28 +1,26 @@
 import EruDiff
 import Foundation
+import RPCServer
 
 extension MethodTable {
     /// `models/list`, `models/load`, `models/unload`. Loading and unloading run on the worker, between
     /// units of other jobs; a model whose adapter is being trained is not replaced or unloaded.
     func registerModelMethods(_ engine: Engine) {
-        register("models/list", .immediate { ctx, _ in
-            ["models": ctx.models.summary()]
+        let models = engine.models, state = engine.state
+        register("models/list", .immediate { _, _ in
+            ["models": models.summary()]
         })
 
-        register("models/load", .job { ctx, params in
+        register("models/load", .job { _, params in
             let name = try params.string("name")
             try Engine.checkModelName(name)
-            let path = try params.string("path")
-            guard path.hasPrefix("/") else {
-                throw RPCError.invalidParams("\"path\" must be an absolute path (the daemon's working directory is not yours), got \"\(path)\"")
-            }
+            let path = try Engine.absolute(params.string("path"))
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
                 throw RPCError.invalidParams("\"path\" \(path) is not a folder (a model folder holds config.json, "
                                              + "diffusion_pytorch_model.safetensors and erudiff.json)")
             }
             let restore = try params.bool("restoreAdapter", default: true)
-            let state = ctx.state, models = ctx.models
             return ClosureJob(title: "models/load: \(name)") { _ in
                 if let old = try? engine.model(named: name) {
                     try old.requireIdle("replace")
@@ -30,10 +28,7 @@ extension MethodTable {
                 }
                 let model: EngineModel
                 do {
-                    guard let m = try models.load(name: name, path: path, state: state) as? EngineModel else {
-                        throw RPCError.internalError("the loader made no engine model")
-                    }
-                    model = m
+                    model = try models.load(name: name, path: path, state: state)
                 } catch let e as RPCError {
                     throw e
                 } catch {
@@ -54,10 +49,9 @@ extension MethodTable {
             }
         })
 
-        register("models/unload", .job { ctx, params in
+        register("models/unload", .job { _, params in
             let name = try params.string("name")
             _ = try engine.model(named: name)
-            let models = ctx.models
             return ClosureJob(title: "models/unload: \(name)") { _ in
                 let model = try engine.model(named: name)
                 try model.requireIdle("unload")

@@ -1,5 +1,6 @@
 import EruDiff
 import Foundation
+import RPCServer
 
 /// An engine procedure (DK-DM, NO-RL, an evaluation) run as a daemon job: each `Procedure.next()` is
 /// one unit, so its units interleave with other jobs and it stops between any two of them.
@@ -38,14 +39,6 @@ final class ProcedureJob<P: Procedure>: Job {
     var elapsedMs: Int64 { Int64(Date().timeIntervalSince(admitted) * 1000) }
 
     func step(_ context: JobContext) throws -> JobStep {
-        do {
-            return try unit(context)
-        } catch {
-            throw Engine.rpcError(error)
-        }
-    }
-
-    private func unit(_ context: JobContext) throws -> JobStep {
         if procedure == nil {
             jobID = context.id
             if trains { try model.claim(job: context.id, method: method) }

@@ -1,5 +1,6 @@
 import EruDiff
 import Foundation
+import RPCServer
 import Tensors
 import World
 
@@ -9,7 +10,7 @@ extension MethodTable {
     /// returned (`samples: [{id, reward}]`, one round on those images). Defaults are
     /// `NegativeOnlyRLOptions`'s.
     func registerRLStep(_ engine: Engine) {
-        register("rlStep", .job { ctx, params in
+        register("rlStep", .job { _, params in
             let model = try engine.model(params)
             let source = try RLParams.source(params, engine: engine, model: model)
             let (options, lora) = try RLParams.options(params)
@@ -19,7 +20,7 @@ extension MethodTable {
             case .groups(let g): title = "rlStep: \(g.reduce(0) { $0 + $1.rewards.count }) rewarded samples"
             }
             return ProcedureJob<NegativeOnlyRL>(
-                title: title, method: "rlStep", model: model, trains: true, checkpointEvery: ctx.options.checkpointEvery,
+                title: title, method: "rlStep", model: model, trains: true, checkpointEvery: engine.options.server.checkpointEvery,
                 make: { m in
                     var o = options
                     o.lora = try lora.prepare(m, fresh: o.freshAdapter)
@@ -82,7 +83,7 @@ enum RLParams {
         o.lora = lora.settings
         o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
         o.seed = try params.seed(default: o.seed)!
-        try TrainingParams.validated { try o.validate() }
+        try o.validate()   // its EruDiffError.invalidArgument answers -32602
         return (o, lora)
     }
 

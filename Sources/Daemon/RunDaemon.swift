@@ -1,4 +1,6 @@
 import Foundation
+import RPCServer
+import Tensors
 
 /// The whole daemon: parses the command line, loads the models asked for, serves until `exit` or a
 /// signal. Returns the process exit code (0 after a clean shutdown, 1 after `exit` without `shutdown`,
@@ -8,7 +10,7 @@ public func runDaemon(arguments: [String]) -> Int32 {
     let options: DaemonOptions
     do {
         options = try DaemonOptions.parse(arguments)
-    } catch let f as DaemonOptions.Failure {
+    } catch let f as UsageError {
         if f.isHelp {
             print(f.description)
             return 0
@@ -18,11 +20,15 @@ public func runDaemon(arguments: [String]) -> Int32 {
     } catch {
         return 2
     }
-    Log.level = options.logLevel
-    if let n = options.threads { EngineSetup.setThreads(n) }
-    let models = ModelRegistry()
-    let methods = MethodTable.standard(options: options, models: models)
-    let state = StateDirectory(path: options.stateDir)
+    Log.program = Engine.info.name
+    Log.level = options.server.logLevel
+    if let n = options.threads {
+        Parallel.threads = n
+        BLAS.setThreads(n)
+    }
+    let engine = Engine(options: options)
+    let methods = MethodTable.erudiff(engine)
+    let models = engine.models, state = engine.state
     for (name, path) in options.models {
         do {
             try models.load(name: name, path: path, state: state)
@@ -48,7 +54,7 @@ public func runDaemon(arguments: [String]) -> Int32 {
                      + "\(DefaultModel.name)=PATH, or set ERUDIFF_MODELS)")
         }
     }
-    let server = Server(options: options, models: models, methods: methods)
+    let server = Server(options: options.server, info: Engine.info, methods: methods, hooks: engine.hooks)
     do {
         return try server.run()
     } catch {

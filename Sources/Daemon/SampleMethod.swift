@@ -1,5 +1,6 @@
 import EruDiff
 import Foundation
+import RPCServer
 import Tensors
 import World
 
@@ -86,9 +87,7 @@ final class SampleJob: Job {
 
     /// Checks (and creates) the folder of `output.dir`.
     static func outputFolder(_ path: String) throws -> URL {
-        guard path.hasPrefix("/") else {
-            throw RPCError.invalidParams("\"output.dir\" must be an absolute path (the daemon's working directory is not yours), got \"\(path)\"")
-        }
+        _ = try Engine.absolute(path, "output.dir")
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
@@ -99,19 +98,15 @@ final class SampleJob: Job {
     }
 
     func step(_ context: JobContext) throws -> JobStep {
-        do {
-            if sampling == nil {
-                sampling = try BatchedSampling(model: model.flow, requests: requests, settings: settings, chunk: SampleJob.chunk)
-            }
-            let s = sampling!
-            let p = try s.next()
-            guard s.isFinished, let images = s.images() else {
-                return .progress(fraction: p?.fraction ?? 0, message: "step \(p?.done ?? 0) of \(p?.total ?? 0)")
-            }
-            return .done(try finish(images))
-        } catch {
-            throw Engine.rpcError(error)
+        if sampling == nil {
+            sampling = try BatchedSampling(model: model.flow, requests: requests, settings: settings, chunk: SampleJob.chunk)
         }
+        let s = sampling!
+        let p = try s.next()
+        guard s.isFinished, let images = s.images() else {
+            return .progress(fraction: p?.fraction ?? 0, message: "step \(p?.done ?? 0) of \(p?.total ?? 0)")
+        }
+        return .done(try finish(images))
     }
 
     private func finish(_ images: Tensor) throws -> JSON {

@@ -1,4 +1,5 @@
 import Foundation
+import RPCServer
 import Tensors
 
 /// The daemon's `--state-dir`: where adapters and job checkpoints live, so that nothing learned is lost
@@ -42,17 +43,5 @@ public final class StateDirectory: @unchecked Sendable {
     /// Replaces the file `name` with `data` atomically and durably (mode 0600).
     public func write(_ name: String, _ data: Data) throws {
         try AtomicFile.write(data, to: url(for: name), permissions: 0o600)
-    }
-
-    /// Replaces the file `name` with what `body` writes, atomically and durably (mode 0600).
-    public func write(_ name: String, _ body: (inout AtomicFile.Writer) throws -> Void) throws {
-        try AtomicFile.write(to: url(for: name), permissions: 0o600, body)
-    }
-
-    /// The file's bytes, or nil if it does not exist.
-    public func read(_ name: String) throws -> Data? {
-        let url = try url(for: name)
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        return try Data(contentsOf: url)
     }
 }

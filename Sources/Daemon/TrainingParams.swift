@@ -1,6 +1,7 @@
 import EruDiff
 import Foundation
 import Models
+import RPCServer
 import World
 
 /// Parameters that `matchDistributions`, `rlStep` and `adapters/reset` share: the LoRA shape, the
@@ -90,14 +91,6 @@ enum TrainingParams {
         guard let text = try params.optionalString("timeSampling") else { return def }
         do { return try TimeSampling(parsing: text) } catch {
             throw RPCError.invalidParams("\"timeSampling\" must be \"uniform\", \"logit-normal\", \"logit-normal:MEAN:STD\" or \"shifted:S\", got \"\(text)\"")
-        }
-    }
-
-    /// An engine options check (`validate()`) as `-32602`.
-    static func validated(_ body: () throws -> Void) throws {
-        do { try body() } catch let e as EruDiffError {
-            if case let .invalidArgument(s) = e { throw RPCError.invalidParams(s) }
-            throw RPCError.invalidParams("\(e)")
         }
     }
 

@@ -3,6 +3,7 @@ import XCTest
 import EruDiff
 import Models
 @testable import Daemon
+import RPCServer
 
 /// The main job lives twice: `scripts/demo.json` holds the params `scripts/demo` sends to the daemon,
 /// `RefactoringOptions.standard` the same refactoring run in process (`erudiff-train refactor`). The

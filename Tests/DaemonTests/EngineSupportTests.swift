@@ -3,10 +3,11 @@ import XCTest
 import EruDiff
 import Tensors
 @testable import Daemon
+import RPCServer
 
-/// The daemon-side pieces of the engine methods that need no model: the sample store's limits, nested
-/// parameter errors, where the default model is looked for, fair scheduling, and `-32002` without a
-/// model (the black-box tests in clients/python/tests run the methods themselves).
+/// The daemon-side pieces of the engine methods that need no model: the sample store's limits, the
+/// training parameters, where the default model is looked for (the black-box tests in
+/// clients/python/tests run the methods themselves).
 final class EngineSupportTests: XCTestCase {
     private func record(_ store: SampleStore, _ id: String, age: TimeInterval = 0) -> SampleStore.Record {
         SampleStore.Record(id: id, model: "mini", prompt: "p", seed: 1, settings: SamplingSettings(),
@@ -35,21 +36,6 @@ final class EngineSupportTests: XCTestCase {
         guard case .expired = store.lookup(ids[0]) else { return XCTFail("older than the TTL") }
         guard case .found = store.lookup(ids[1]) else { return XCTFail("young enough") }
         XCTAssertEqual(store.bytes, 12 * 4)
-    }
-
-    func testNestedParamsNameTheirMembers() throws {
-        let p = try Params(method: "matchDistributions", JSON.parse(#"{"anchors": {"perPair": 0, "x": 1}, "lora": 3}"#))
-        let a = try XCTUnwrap(p.nested("anchors"))
-        XCTAssertThrowsError(try a.int("perPair", in: 1...256)) {
-            XCTAssertTrue(($0 as! RPCError).message.contains("\"anchors.perPair\" must be an integer in 1...256, got 0"))
-        }
-        XCTAssertThrowsError(try a.finish()) {
-            XCTAssertTrue(($0 as! RPCError).message.contains("unknown parameter \"anchors.x\""), "\($0)")
-        }
-        XCTAssertThrowsError(try p.nested("lora")) {
-            XCTAssertTrue(($0 as! RPCError).message.contains("\"lora\" must be an object, got 3"))
-        }
-        XCTAssertNil(try p.nested("replay"))
     }
 
     func testMaxGradNormTakesAPositiveNumberOrNull() throws {
@@ -98,34 +84,5 @@ final class EngineSupportTests: XCTestCase {
         r = DefaultModel.locate(environment: [:], executable: root + "/nowhere/bin/erudiffd", currentDirectory: root + "/nowhere")
         XCTAssertNil(r.path)
         XCTAssertTrue(r.searched.contains(root + "/nowhere/models/mini"), "\(r.searched)")
-    }
-
-    func testEngineMethodsWithoutAModelAnswer32002() {
-        let h = DispatcherHarness()
-        let p = RecordingPeer(1)
-        h.send(h.request(1, "sample", #"{"prompt": "a stop sign"}"#), from: p)
-        h.send(h.request(2, "matchDistributions", #"{"model": "other"}"#), from: p)
-        XCTAssertTrue(h.pump { p.replies.count == 2 })
-        XCTAssertEqual(errorCode(p.reply(id: 1)), -32002)
-        XCTAssertEqual(p.reply(id: 2)?["error"]?["data"]?["model"], "other")
-        XCTAssertTrue(p.reply(id: 1)?["error"]?["message"]?.stringValue?.contains("models/load") ?? false)
-    }
-
-    /// Fair sharing of the worker: a job of short units admitted during a job of long units runs
-    /// many units per long unit, so it finishes after a few long units, not after as many as it has.
-    func testShortUnitsAreNotPacedByLongOnes() {
-        let h = DispatcherHarness()
-        let p = RecordingPeer(1)
-        h.send(h.request(1, "test/sleep", #"{"units": 1000, "unitMs": 40}"#), from: p)
-        usleep(60_000)
-        let t0 = Date()
-        h.send(h.request(2, "test/sleep", #"{"units": 20, "unitMs": 2}"#), from: p)
-        XCTAssertTrue(h.pump(timeout: 20) { p.reply(id: 2) != nil })
-        let elapsed = Date().timeIntervalSince(t0)
-        // Round-robin would need 20 long units (0.8 s); fair sharing about 40 ms of short work plus a
-        // couple of long units.
-        XCTAssertLessThan(elapsed, 0.5, "short job took \(elapsed) s")
-        h.send("{\"jsonrpc\":\"2.0\",\"method\":\"$/cancelRequest\",\"params\":{\"id\":1}}", from: p)
-        XCTAssertTrue(h.pump { p.reply(id: 1) != nil })
     }
 }

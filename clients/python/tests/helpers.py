@@ -13,6 +13,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 OPENRPC = os.path.join(REPO, "protocol", "openrpc.json")
+# test/sleep and test/echo (served with --enable-test-methods only): not in the public contract.
+TEST_METHODS = os.path.join(HERE, "test-methods.openrpc.json")
 SHELL_CLIENT = os.path.join(REPO, "clients", "erudiff")
 
 
@@ -220,13 +222,17 @@ def notification(method, params=None):
 
 
 class Contract:
-    """The OpenRPC document, with jsonschema validators for each method's params and result."""
+    """The OpenRPC document (``doc``), with jsonschema validators for each method's params and result;
+    ``methods`` also holds the test methods, whose document uses the public one's components."""
 
-    def __init__(self, path=OPENRPC):
+    def __init__(self, path=OPENRPC, test_methods=TEST_METHODS):
         import jsonschema
         with open(path) as f:
             self.doc = json.load(f)
-        self.methods = {m["name"]: m for m in self.doc["methods"]}
+        with open(test_methods) as f:
+            self.test_doc = json.load(f)
+        self.public_methods = {m["name"]: m for m in self.doc["methods"]}
+        self.methods = {**self.public_methods, **{m["name"]: m for m in self.test_doc["methods"]}}
         self._jsonschema = jsonschema
         self._root = {"components": self.doc["components"]}
 

@@ -1,5 +1,6 @@
 """protocol/openrpc.json: complete for DESIGN §7, self-consistent (every example validates against its
-own schemas), and in step with what the daemon serves."""
+own schemas), and in step with what the daemon serves; the test methods are documented apart
+(tests/test-methods.openrpc.json) and served only when a test suite asks for them."""
 
 import pytest
 
@@ -16,7 +17,8 @@ def test_document_shape(contract):
     assert len(names) == len(set(names))
     for name in DESIGN_METHODS + LIFECYCLE:
         assert name in names, f"{name} missing"
-    for m in doc["methods"]:
+    assert not [n for n in names if n.startswith("test/")], "test methods are not part of the public contract"
+    for m in doc["methods"] + contract.test_doc["methods"]:
         assert {"name", "params", "result", "errors", "examples"} <= set(m), m["name"]
         assert m.get("paramStructure") == "by-name", m["name"]
         assert m["examples"], f"{m['name']} has no example"
@@ -46,7 +48,7 @@ def test_design_defaults(contract, name, defaults):
 
 
 def test_examples_validate_against_their_schemas(contract):
-    for m in contract.doc["methods"]:
+    for m in contract.methods.values():
         for ex in m["examples"]:
             contract.check_params(m["name"], {p["name"]: p["value"] for p in ex["params"]})
             if not m.get("x-notification"):
@@ -58,7 +60,18 @@ def test_error_codes_are_the_daemons(contract):
     assert codes == {-32700, -32600, -32601, -32602, -32603, -32800, -32001, -32002, -32003, -32004}
 
 
-def test_served_methods_are_documented(daemon, contract):
-    with daemon.connect() as c:
+def test_served_methods_are_documented(start, contract):
+    public = start(test_methods=False)
+    with public.connect() as c:
         served = c.call("initialize", {})["result"]["capabilities"]["methods"]
-    assert set(served) <= set(contract.methods), set(served) - set(contract.methods)
+    assert set(served) <= set(contract.public_methods), set(served) - set(contract.public_methods)
+    public.stop()
+    with start().connect() as c:
+        served = c.call("initialize", {})["result"]["capabilities"]["methods"]
+    assert {"test/sleep", "test/echo"} <= set(served) <= set(contract.methods), set(served) - set(contract.methods)
+
+
+def test_test_methods_need_the_flag(start):
+    with start(test_methods=False).connect() as c:
+        for method, params in [("test/sleep", {"units": 1, "unitMs": 1}), ("test/echo", {"value": 1})]:
+            assert c.call(method, params)["error"]["code"] == -32601, method

@@ -1,25 +1,36 @@
 import Foundation
 
-/// The daemon's version, reported by `initialize` and `status`.
-public let erudiffdVersion = "0.1.0"
+/// The program behind the server, as `initialize` and `status` report it.
+public struct ServerInfo: Sendable {
+    public let name: String
+    public let version: String
+
+    public init(name: String, version: String) {
+        self.name = name
+        self.version = version
+    }
+}
 
 extension MethodTable {
     /// `initialize`, `shutdown` and `status` (`exit`, `initialized` and `$/cancelRequest` are handled by
-    /// the dispatcher itself, since they act on the connection and the lifecycle).
-    func registerLifecycleMethods() {
+    /// the dispatcher itself, since they act on the connection and the lifecycle). `status` reports the
+    /// server's side (uptime, jobs, queue, connections, memory) plus the members `status` returns, read
+    /// on the loop thread (the application's resources: they must not wait for the worker).
+    public func registerLifecycleMethods(info: ServerInfo, options: ServerOptions,
+                                         status: @escaping () -> [String: JSON] = { [:] }) {
         register("initialize", .immediate { ctx, params in
             // LSP clients send processId, clientInfo, capabilities, ...: accepted and not needed.
             for key in params.values.keys { _ = params.raw(key) }
             return [
-                "serverInfo": ["name": "erudiffd", "version": .string(erudiffdVersion)],
+                "serverInfo": ["name": .string(info.name), "version": .string(info.version)],
                 "capabilities": [
                     "methods": .array(ctx.dispatcher.methods.names.map { .string($0) }),
                     "workDoneProgress": true,
                     "cancelRequest": true,
                     "batches": true,
                     "framing": ["lsp", "line"],
-                    "maxMessageBytes": .int(Int64(ctx.options.maxMessageBytes)),
-                    "maxQueue": .int(Int64(ctx.options.maxQueue)),
+                    "maxMessageBytes": .int(Int64(options.maxMessageBytes)),
+                    "maxQueue": .int(Int64(options.maxQueue)),
                 ],
             ]
         })
@@ -31,17 +42,16 @@ extension MethodTable {
 
         register("status", .immediate { ctx, params in
             let (jobs, waiting) = ctx.dispatcher.scheduler.snapshot()
-            return [
+            let server: [String: JSON] = [
                 "uptimeMs": .int(ctx.dispatcher.uptimeMs),
-                "models": ctx.models.summary(),
                 "jobs": .array(jobs),
                 "queue": .int(Int64(waiting)),
                 "connections": .int(Int64(ctx.dispatcher.host?.connectionCount ?? 0)),
                 "pid": .int(Int64(getpid())),
-                "version": .string(erudiffdVersion),
+                "version": .string(info.version),
                 "memory": Memory.resident().map { ["rss": .int(Int64($0.rss)), "peak": .int(Int64($0.peak))] } ?? .null,
-                "stateDir": .string(ctx.options.stateDir),
             ]
+            return .object(server.merging(status()) { _, application in application })
         })
     }
 }

@@ -34,7 +34,7 @@ public enum RPCIncoming: Equatable, Sendable {
     case request(RPCRequest)
     /// Not a valid request; answered with this error and this id (null when unreadable).
     case invalid(RPCError, id: RPCID)
-    /// A response object (the daemon never sends requests, so these are logged and dropped).
+    /// A response object (the server never sends requests, so these are logged and dropped).
     case response
 }
 
@@ -92,7 +92,7 @@ public struct RPCRequest: Equatable, Sendable {
     }
 }
 
-/// Builders for the messages the daemon sends.
+/// Builders for the messages the server sends.
 public enum RPCOutgoing {
     public static func result(id: RPCID, _ result: JSON) -> JSON {
         ["jsonrpc": "2.0", "id": id.json, "result": result]

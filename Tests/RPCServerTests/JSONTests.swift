@@ -1,5 +1,5 @@
 import XCTest
-@testable import Daemon
+@testable import RPCServer
 
 /// The jansson-backed JSON value: parse and print round trips, edge values, hostile input.
 final class JSONTests: XCTestCase {

@@ -1,6 +1,6 @@
 import CJansson
 
-/// A JSON value as the daemon sees it: parsed from and printed to bytes by jansson, handled in Swift
+/// A JSON value as the server sees it: parsed from and printed to bytes by jansson, handled in Swift
 /// as plain data so that no `json_t` pointer ever leaves this file.
 public enum JSON: Equatable, Sendable {
     case null

@@ -1,10 +1,11 @@
 import CUV
 import Foundation
 
-/// The libuv side of the daemon: the listening socket, client connections, the worker's wake-up
+/// The libuv side of the server: the listening socket, client connections, the worker's wake-up
 /// handle, signals and timers. Everything runs on the thread that calls `run` (the loop thread).
 public final class Server: DispatcherHost {
-    public let options: DaemonOptions
+    public let options: ServerOptions
+    public let info: ServerInfo
     public let dispatcher: Dispatcher
     let loop: UnsafeMutablePointer<uv_loop_t>
 
@@ -24,20 +25,20 @@ public final class Server: DispatcherHost {
     public var connectionCount: Int { connections.count }
 
     /// Builds the scheduler and the dispatcher around a fresh libuv loop.
-    public init(options: DaemonOptions, models: ModelRegistry, methods: MethodTable) {
+    public init(options: ServerOptions, info: ServerInfo, methods: MethodTable, hooks: ServerHooks = ServerHooks()) {
         self.options = options
+        self.info = info
         loop = uv_default_loop()
         let wake = UnsafeMutablePointer<uv_async_t>.allocate(capacity: 1)
         wakeHandle = wake
-        let state = StateDirectory(path: options.stateDir)
         let scheduler = Scheduler(maxJobs: options.maxQueue, checkpointEvery: options.checkpointEvery,
-                                  state: state, models: models) { uv_async_send(wake) }
-        dispatcher = Dispatcher(options: options, methods: methods, models: models, state: state, scheduler: scheduler)
+                                  afterWork: hooks.afterWork) { uv_async_send(wake) }
+        dispatcher = Dispatcher(methods: methods, scheduler: scheduler, checkpoint: hooks.checkpoint)
         dispatcher.host = self
     }
 
     /// Binds the socket (after clearing a stale one), starts the worker and runs the loop until the
-    /// daemon exits. Returns the process exit code.
+    /// server exits. Returns the process exit code.
     public func run() throws -> Int32 {
         let me = Unmanaged.passUnretained(self).toOpaque()
         let wake = wakeHandle!
@@ -63,7 +64,7 @@ public final class Server: DispatcherHost {
         ticker = t
 
         dispatcher.scheduler.start()
-        Log.info("erudiffd \(erudiffdVersion) listening on \(options.socketPath) (pid \(getpid()), "
+        Log.info("\(info.name) \(info.version) listening on \(options.socketPath) (pid \(getpid()), "
                  + "methods: \(dispatcher.methods.names.joined(separator: ", ")))")
         uv_run(loop, UV_RUN_DEFAULT)
         uv_loop_close(loop)
@@ -72,7 +73,7 @@ public final class Server: DispatcherHost {
 
     private func listen() throws {
         let path = options.socketPath
-        try SocketPath.prepare(path, isDefault: path == DaemonOptions.defaultSocketPath())
+        try SocketPath.prepare(path, isDefault: path == options.defaultSocketPath, server: info.name)
         let l = UnsafeMutablePointer<uv_pipe_t>.allocate(capacity: 1)
         uv_pipe_init(loop, l, 0)
         l.pointee.data = Unmanaged.passUnretained(self).toOpaque()
@@ -212,7 +213,7 @@ public final class Server: DispatcherHost {
     }
 
     /// libuv unlinks a bound pipe's path when the handle closes, whoever's file is there by then; the
-    /// daemon removes its socket itself (only if it is still its own), so libuv must forget the name.
+    /// server removes its socket itself (only if it is still its own), so libuv must forget the name.
     private func forgetSocketName(_ l: UnsafeMutablePointer<uv_pipe_t>) {
         if let name = l.pointee.pipe_fname {
             free(UnsafeMutableRawPointer(mutating: name))

@@ -11,7 +11,7 @@ public enum JobStep: Sendable {
 /// Why a job stopped before it was done.
 public enum JobStopReason: Sendable {
     case cancelled      // `$/cancelRequest`, or its client disconnected
-    case shutdown       // the daemon is shutting down
+    case shutdown       // the server is shutting down
     case failed         // a unit threw
 }
 
@@ -26,9 +26,9 @@ public protocol Job: AnyObject {
     /// `RPCError.requestCancelled`.
     func step(_ context: JobContext) throws -> JobStep
     /// True for jobs with state worth keeping (training): `checkpoint` is then called every
-    /// `--checkpoint-every` units and when the daemon shuts down.
+    /// `--checkpoint-every` units and when the server shuts down.
     var isCheckpointable: Bool { get }
-    /// Saves the job's state atomically under `context.state` (see `StateDirectory.write`).
+    /// Saves the job's state (atomically: it may be the last one written before the process dies).
     func checkpoint(_ context: JobContext) throws
     /// Called once if a job that has run at least one unit stops before `done` (cancelled, shut down,
     /// or a unit threw), so it can release resources or keep the work done so far. A job cancelled
@@ -47,22 +47,17 @@ extension Job {
     public func stopData(reason: JobStopReason) -> JSON? { nil }
 }
 
-/// What a job sees of the daemon while it runs on the worker thread.
+/// What a job sees of the server while it runs on the worker thread; whatever else it needs (models,
+/// files) its method gave it when it made the job.
 public final class JobContext: @unchecked Sendable {
-    /// Daemon-wide job number (shown by `status`).
+    /// Server-wide job number (shown by `status`).
     public let id: Int
-    public let method: String
-    public let state: StateDirectory
-    public let models: ModelRegistry
     /// Units completed so far.
     public internal(set) var units = 0
     private let cancelFlag: () -> Bool
 
-    init(id: Int, method: String, state: StateDirectory, models: ModelRegistry, cancelFlag: @escaping () -> Bool) {
+    init(id: Int, cancelFlag: @escaping () -> Bool) {
         self.id = id
-        self.method = method
-        self.state = state
-        self.models = models
         self.cancelFlag = cancelFlag
     }
 

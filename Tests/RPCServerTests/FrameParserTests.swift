@@ -1,5 +1,5 @@
 import XCTest
-@testable import Daemon
+@testable import RPCServer
 
 /// The incremental frame parser: both framings, frames split anywhere, several per read, limits and
 /// malformed headers.

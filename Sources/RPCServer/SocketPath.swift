@@ -9,8 +9,8 @@ public enum SocketPath {
 
     /// Makes the directory of `path` exist (created 0700; the default location is also checked to be
     /// ours and made 0700) and clears a stale socket file. Throws when a live daemon answers on `path`
-    /// or when something that is not a socket is in the way.
-    public static func prepare(_ path: String, isDefault: Bool) throws {
+    /// or when something that is not a socket is in the way; `server` names the program in that message.
+    public static func prepare(_ path: String, isDefault: Bool, server: String) throws {
         let dir = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         try makeDirectory(dir, isDefault: isDefault)
 
@@ -24,8 +24,8 @@ public enum SocketPath {
         }
         switch probe(path) {
         case 0:
-            throw Refusal(description: "another erudiffd is already listening on \(path); stop it first "
-                          + "(erudiff call shutdown, then exit) or choose another --socket")
+            throw Refusal(description: "another \(server) is already listening on \(path); stop it first "
+                          + "(request shutdown, then exit) or choose another --socket")
         case ECONNREFUSED, ENOENT:
             guard unlink(path) == 0 || errno == ENOENT else {
                 throw Refusal(description: "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")

@@ -17,17 +17,30 @@ public protocol DispatcherHost: AnyObject {
     var connectionCount: Int { get }
 }
 
+/// What an application plugs into the server besides its methods.
+public struct ServerHooks {
+    /// Worker thread, after units and tasks: refreshes what immediate methods read without waiting
+    /// for the worker (a summary that `status` shows).
+    public var afterWork: () -> Void
+    /// Worker thread, at shutdown, after the jobs' checkpoints and before they are stopped: saves the
+    /// application's state; returns the failures (logged).
+    public var checkpoint: () -> [JSON]
+
+    public init(afterWork: @escaping () -> Void = {}, checkpoint: @escaping () -> [JSON] = { [] }) {
+        self.afterWork = afterWork
+        self.checkpoint = checkpoint
+    }
+}
+
 /// JSON-RPC 2.0 on the loop thread: validates messages, answers batches, routes methods through the
 /// method table, submits jobs to the scheduler, turns scheduler events into replies and `$/progress`
 /// notifications, handles `$/cancelRequest` and the LSP lifecycle. Everything here runs on one thread.
 public final class Dispatcher {
     public enum Lifecycle: String { case running, shuttingDown, shutDown }
 
-    public let options: DaemonOptions
     public let methods: MethodTable
-    public let models: ModelRegistry
-    public let state: StateDirectory
     public let scheduler: Scheduler
+    private let checkpoint: () -> [JSON]
     public weak var host: DispatcherHost?
     public let startTime = Date()
     public private(set) var lifecycle = Lifecycle.running
@@ -60,13 +73,11 @@ public final class Dispatcher {
     private var taskCompletions: [Int: (Result<JSON, Error>) -> Void] = [:]
     private var shutdownWaiters: [() -> Void] = []
 
-    public init(options: DaemonOptions, methods: MethodTable, models: ModelRegistry, state: StateDirectory,
-                scheduler: Scheduler) {
-        self.options = options
+    /// `checkpoint`: `ServerHooks.checkpoint`.
+    public init(methods: MethodTable, scheduler: Scheduler, checkpoint: @escaping () -> [JSON] = { [] }) {
         self.methods = methods
-        self.models = models
-        self.state = state
         self.scheduler = scheduler
+        self.checkpoint = checkpoint
     }
 
     public var uptimeMs: Int64 { Int64(Date().timeIntervalSince(startTime) * 1000) }
@@ -123,7 +134,7 @@ public final class Dispatcher {
         case .invalid(let error, let id):
             reply(RPCOutgoing.error(id: id, error))
         case .response:
-            Log.debug("peer \(peer.peerID): ignored a response object (erudiffd sends no requests)")
+            Log.debug("peer \(peer.peerID): ignored a response object (the server sends no requests)")
             reply(nil)
         case .request(let request):
             dispatch(request, from: peer, reply: reply)
@@ -185,8 +196,7 @@ public final class Dispatcher {
             answer(.failure(Self.rpcError(error)))
             return
         }
-        let context = MethodContext(options: options, models: models, state: state, dispatcher: self,
-                                    peerID: peer.peerID)
+        let context = MethodContext(dispatcher: self)
         let ps = peerState(peer)
         switch entry.kind {
         case .immediate(let handler):
@@ -261,6 +271,7 @@ public final class Dispatcher {
 
     static func rpcError(_ error: Error) -> RPCError {
         if let e = error as? RPCError { return e }
+        if let e = error as? RPCErrorConvertible { return e.rpcError }
         return .internalError(String(describing: error))
     }
 
@@ -362,8 +373,8 @@ public final class Dispatcher {
     // MARK: lifecycle
 
     /// LSP `shutdown` (also used by `exit` without it and by SIGTERM): stop admitting requests,
-    /// checkpoint running jobs and loaded models on the worker, stop every job (`-32003`), then call
-    /// `completion`. Idempotent: later callers wait for the same shutdown.
+    /// checkpoint running jobs and the application's state (`ServerHooks.checkpoint`) on the worker,
+    /// stop every job (`-32003`), then call `completion`. Idempotent: later callers wait for the same shutdown.
     public func shutdown(completion: @escaping () -> Void) {
         shutdownWaiters.append(completion)
         switch lifecycle {
@@ -378,16 +389,11 @@ public final class Dispatcher {
             break
         }
         lifecycle = .shuttingDown
-        Log.info("shutting down: checkpointing \(scheduler.jobIDs.count) job(s) and \(models.names.count) model(s)")
-        let scheduler = self.scheduler, models = self.models, state = self.state
+        Log.info("shutting down: checkpointing \(scheduler.jobIDs.count) job(s)")
+        let scheduler = self.scheduler, checkpoint = self.checkpoint
         onWorker({
-            var failures: [JSON] = []
-            for (job, error) in scheduler.checkpointJobs() {
-                failures.append(["job": .int(Int64(job)), "error": .string("\(error)")])
-            }
-            for (model, error) in models.checkpointAll(into: state) {
-                failures.append(["model": .string(model), "error": .string("\(error)")])
-            }
+            var failures: [JSON] = scheduler.checkpointJobs().map { ["job": .int(Int64($0.0)), "error": .string("\($0.1)")] }
+            failures += checkpoint()
             scheduler.cancelAll(reason: .shutdown)
             return .array(failures)
         }, completion: { [weak self] result in

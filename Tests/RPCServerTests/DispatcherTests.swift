@@ -1,9 +1,9 @@
 import Foundation
 import XCTest
-@testable import Daemon
+@testable import RPCServer
 
-/// JSON-RPC dispatch without sockets: validation, standard errors, batches, notifications, jobs with
-/// progress and cancellation, interleaving, limits, lifecycle, checkpoints.
+/// JSON-RPC dispatch without sockets, for a toy application: validation, standard errors, batches,
+/// notifications, jobs with progress and cancellation, interleaving, limits, lifecycle, checkpoints, hooks.
 final class DispatcherTests: XCTestCase {
     func testStatusAnswersImmediately() throws {
         let h = DispatcherHarness()
@@ -14,6 +14,22 @@ final class DispatcherTests: XCTestCase {
         XCTAssertEqual(r["result"]?["jobs"], .array([]))
         XCTAssertEqual(r["result"]?["queue"], 0)
         XCTAssertNotNil(r["result"]?["uptimeMs"]?.intValue)
+        XCTAssertEqual(r["result"]?["version"], "9.9")
+        XCTAssertEqual(r["result"]?["toys"], 3, "the application's members")
+    }
+
+    func testToyMethodsImmediateAndJob() throws {
+        let h = DispatcherHarness()
+        let p = RecordingPeer(1)
+        h.send(h.request(1, "toy/add", #"{"a": 2, "b": 0.5}"#), from: p)
+        XCTAssertEqual(p.reply(id: 1)?["result"], 2.5, "answered at once")
+        h.send(h.request(2, "toy/add", #"{"a": 2}"#), from: p)
+        XCTAssertEqual(errorCode(p.reply(id: 2)), -32602)
+        h.send(h.request(3, "toy/count", #"{"to": 4, "workDoneToken": "c"}"#), from: p)
+        XCTAssertTrue(h.pump { p.reply(id: 3) != nil })
+        XCTAssertEqual(p.reply(id: 3)?["result"], 4)
+        XCTAssertEqual(p.progress(token: "c").compactMap { $0["kind"]?.stringValue }, ["begin", "report", "report", "report", "end"])
+        XCTAssertEqual(p.progress(token: "c").first?["title"], "toy/count: 4")
     }
 
     func testParseErrorHasNullId() {
@@ -57,13 +73,6 @@ final class DispatcherTests: XCTestCase {
         h.send("{\"jsonrpc\":\"2.0\",\"method\":\"nothing/here\"}", from: p)
         h.send("{\"jsonrpc\":\"2.0\",\"method\":\"$/setTrace\",\"params\":{\"value\":\"off\"}}", from: p)
         XCTAssertEqual(p.sent.count, 1)
-    }
-
-    func testTestMethodsOnlyWithTheFlag() {
-        let h = DispatcherHarness(testMethods: false)
-        let p = RecordingPeer(1)
-        h.send(h.request(1, "test/sleep"), from: p)
-        XCTAssertEqual(errorCode(p.reply(id: 1)), -32601)
     }
 
     func testInvalidParamsNameTheParameter() throws {
@@ -300,8 +309,41 @@ final class DispatcherTests: XCTestCase {
         let p = RecordingPeer(1)
         h.send(h.request(1, "initialize", "{\"processId\":1,\"capabilities\":{},\"clientInfo\":{\"name\":\"t\"}}"), from: p)
         let r = try XCTUnwrap(p.reply(id: 1)?["result"])
-        XCTAssertEqual(r["serverInfo"]?["name"], "erudiffd")
+        XCTAssertEqual(r["serverInfo"], ["name": "toyd", "version": "9.9"])
         XCTAssertEqual(r["capabilities"]?["workDoneProgress"], true)
-        XCTAssertTrue(r["capabilities"]?["methods"]?.arrayValue?.contains("status") ?? false)
+        XCTAssertEqual(r["capabilities"]?["methods"], ["initialize", "shutdown", "status", "toy/add", "toy/count", "test/sleep",
+                                                        "test/echo"])
+    }
+
+    func testHooksRunOnTheWorker() {
+        let h = DispatcherHarness()
+        let p = RecordingPeer(1)
+        h.send(h.request(1, "toy/count", #"{"to": 3}"#), from: p)
+        XCTAssertTrue(h.pump { p.reply(id: 1) != nil })
+        XCTAssertGreaterThan(h.app.afterWorkCalls, 0, "after the last unit at least")
+        XCTAssertEqual(h.app.checkpointCalls, 0)
+        h.send(h.request(2, "shutdown"), from: p)
+        XCTAssertTrue(h.pump { p.reply(id: 2) != nil })
+        XCTAssertEqual(h.app.checkpointCalls, 1, "the application's state is saved once at shutdown")
+        h.send(h.request(3, "shutdown"), from: p)
+        XCTAssertEqual(h.app.checkpointCalls, 1)
+    }
+
+    /// Fair sharing of the worker: a job of short units admitted during a job of long units runs
+    /// many units per long unit, so it finishes after a few long units, not after as many as it has.
+    func testShortUnitsAreNotPacedByLongOnes() {
+        let h = DispatcherHarness()
+        let p = RecordingPeer(1)
+        h.send(h.request(1, "test/sleep", #"{"units": 1000, "unitMs": 40}"#), from: p)
+        usleep(60_000)
+        let t0 = Date()
+        h.send(h.request(2, "test/sleep", #"{"units": 20, "unitMs": 2}"#), from: p)
+        XCTAssertTrue(h.pump(timeout: 20) { p.reply(id: 2) != nil })
+        let elapsed = Date().timeIntervalSince(t0)
+        // Round-robin would need 20 long units (0.8 s); fair sharing about 40 ms of short work plus a
+        // couple of long units.
+        XCTAssertLessThan(elapsed, 0.5, "short job took \(elapsed) s")
+        h.send("{\"jsonrpc\":\"2.0\",\"method\":\"$/cancelRequest\",\"params\":{\"id\":1}}", from: p)
+        XCTAssertTrue(h.pump { p.reply(id: 1) != nil })
     }
 }

@@ -13,7 +13,7 @@ public final class Scheduler: @unchecked Sendable {
         case progress(job: Int, fraction: Double, message: String?)
         /// The job returned `done` (success) or a unit threw (failure).
         case finished(job: Int, Result<JSON, Error>)
-        /// The job stopped early because it was cancelled or the daemon is shutting down; `data` is
+        /// The job stopped early because it was cancelled or the server is shutting down; `data` is
         /// what the job says about the work it kept (`Job.stopData`), nil if it had not started.
         case stopped(job: Int, JobStopReason, data: JSON?)
         /// A task given to `perform` completed.
@@ -48,8 +48,6 @@ public final class Scheduler: @unchecked Sendable {
 
     public let maxJobs: Int
     public let checkpointEvery: Int
-    public let state: StateDirectory
-    public let models: ModelRegistry
 
     private let cond = NSCondition()
     private var queue: [Entry] = []          // admitted jobs in order of admission (the running one excluded)
@@ -63,22 +61,23 @@ public final class Scheduler: @unchecked Sendable {
     private var trimNeeded = false
     private var lastRefresh = Date.distantPast
     private var thread: Thread?
+    private let afterWork: () -> Void
     private let wake: () -> Void
 
-    /// `wake` is called from the worker thread after events were added (thread-safe, e.g. uv_async_send).
-    public init(maxJobs: Int, checkpointEvery: Int, state: StateDirectory, models: ModelRegistry,
-                wake: @escaping () -> Void) {
+    /// `afterWork` runs on the worker after tasks and stopped jobs, and after units at most every 20 ms
+    /// (`ServerHooks.afterWork`); `wake` is called from the worker thread after events were added
+    /// (thread-safe, e.g. uv_async_send).
+    public init(maxJobs: Int, checkpointEvery: Int, afterWork: @escaping () -> Void = {}, wake: @escaping () -> Void) {
         self.maxJobs = maxJobs
         self.checkpointEvery = checkpointEvery
-        self.state = state
-        self.models = models
+        self.afterWork = afterWork
         self.wake = wake
     }
 
     /// Starts the worker thread.
     public func start() {
         let t = Thread { [self] in self.workerLoop() }
-        t.name = "erudiffd-worker"
+        t.name = "rpc-worker"
         t.stackSize = 64 << 20
         thread = t
         t.start()
@@ -97,7 +96,7 @@ public final class Scheduler: @unchecked Sendable {
         }
         let e = Entry(id: nextJobID, method: method, job: job)
         nextJobID += 1
-        e.context = JobContext(id: e.id, method: method, state: state, models: models) { [unowned self, unowned e] in
+        e.context = JobContext(id: e.id) { [unowned self, unowned e] in
             self.cond.lock()
             defer { self.cond.unlock() }
             return e.cancelled != nil
@@ -202,10 +201,9 @@ public final class Scheduler: @unchecked Sendable {
     /// Stops the worker: every admitted job is stopped with reason `.shutdown` (their `stopped` events
     /// follow), then the thread ends. Blocks until it has (at most the current unit).
     public func stop() {
+        cancelAll(reason: .shutdown)
         cond.lock()
         stopping = true
-        for e in queue where e.cancelled == nil { e.cancelled = .shutdown }
-        if let c = current, c.cancelled == nil { c.cancelled = .shutdown }
         cond.broadcast()
         while !exited && thread != nil { cond.wait() }
         cond.unlock()
@@ -234,7 +232,7 @@ public final class Scheduler: @unchecked Sendable {
                 let t = tasks.removeFirst()
                 cond.unlock()
                 let r = Result { try t.body() }
-                models.refresh()
+                afterWork()
                 cond.lock()
                 emit(.task(id: t.id, r))
                 continue
@@ -246,7 +244,7 @@ public final class Scheduler: @unchecked Sendable {
             guard !queue.isEmpty else {
                 if trimNeeded {
                     // Jobs free their workspaces when they end; give that memory back to the system
-                    // while idle, so the resident size reflects the models, not the last job.
+                    // while idle, so the resident size shows what stays, not the last job's work memory.
                     trimNeeded = false
                     cond.unlock()
                     Memory.trim()
@@ -260,13 +258,13 @@ public final class Scheduler: @unchecked Sendable {
             if let reason = e.cancelled {
                 var data: JSON?
                 if e.started {
-                    // Shown as running until its final checkpoint is written and the models' summary
-                    // says so: a client that sees no jobs may rely on the adapter being saved.
+                    // Shown as running until its final checkpoint is written and `afterWork` has
+                    // run: a client that sees no jobs may rely on what the job kept being saved.
                     current = e
                     cond.unlock()
                     e.job.stopped(e.context, reason: reason)
                     data = e.job.stopData(reason: reason)
-                    models.refresh()
+                    afterWork()
                     cond.lock()
                     current = nil
                 }
@@ -300,11 +298,11 @@ public final class Scheduler: @unchecked Sendable {
                 e.job.stopped(e.context, reason: cancelledInside ?? .failed)
                 if let reason = cancelledInside { stopData = e.job.stopData(reason: reason) }
             }
-            // The models' summary for `status`: after a job's last unit, else at most every 20 ms (a
-            // sampler step can take a millisecond; re-reading the models after each would show).
+            // `afterWork` (what `status` reads): after a job's last unit, else at most every 20 ms (a
+            // unit can take a millisecond; running the hook after each would show).
             let now = Date()
             if case .success(.progress) = result, now.timeIntervalSince(lastRefresh) < 0.02 {} else {
-                models.refresh()
+                afterWork()
                 lastRefresh = now
             }
 

@@ -1,5 +1,12 @@
-/// A JSON-RPC error object. The standard codes come from JSON-RPC 2.0 and LSP; the daemon's own codes
-/// lie in the server range -32000 ... -32099 and are listed in protocol/README.md.
+/// An application's error that knows its JSON-RPC form: whatever throws it — a method's checks on the
+/// loop thread, a job's unit on the worker — is answered with `rpcError` (other errors are -32603).
+public protocol RPCErrorConvertible: Error {
+    var rpcError: RPCError { get }
+}
+
+/// A JSON-RPC error object. The standard codes come from JSON-RPC 2.0 and LSP; the server's own codes
+/// (busy, shutting down, too large) lie in the server range -32000 ... -32099, where an application
+/// adds its own (erudiffd's are listed in protocol/README.md).
 public struct RPCError: Error, Equatable, CustomStringConvertible, Sendable {
     public let code: Int
     public let message: String
@@ -27,9 +34,8 @@ public struct RPCError: Error, Equatable, CustomStringConvertible, Sendable {
     public static let internalErrorCode = -32603
     // LSP
     public static let requestCancelledCode = -32800
-    // erudiffd
+    // this server
     public static let busyCode = -32001
-    public static let modelNotLoadedCode = -32002
     public static let shuttingDownCode = -32003
     public static let tooLargeCode = -32004
 
@@ -52,14 +58,6 @@ public struct RPCError: Error, Equatable, CustomStringConvertible, Sendable {
     public static let requestCancelled = RPCError(code: requestCancelledCode, message: "Request cancelled")
     public static func busy(_ detail: String) -> RPCError {
         RPCError(code: busyCode, message: "Server busy: \(detail)")
-    }
-    /// Says how to load one: `models/load`, or `--model NAME=PATH` at start-up.
-    public static func modelNotLoaded(_ name: String, loaded: [String] = []) -> RPCError {
-        let have = loaded.isEmpty ? "no model is loaded" : "loaded: " + loaded.joined(separator: ", ")
-        return RPCError(code: modelNotLoadedCode,
-                        message: "Model not loaded: \(name) (\(have)); load it with models/load "
-                            + "{\"name\": \"\(name)\", \"path\": MODEL_DIR} or start erudiffd with --model \(name)=MODEL_DIR",
-                        data: ["model": .string(name), "loaded": .array(loaded.map { .string($0) })])
     }
     public static func shuttingDown(_ detail: String = "the daemon is shutting down") -> RPCError {
         RPCError(code: shuttingDownCode, message: "Shutting down: \(detail)")

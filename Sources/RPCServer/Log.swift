@@ -25,6 +25,8 @@ public enum Log {
 
     /// Set once at start-up, before any thread is started.
     nonisolated(unsafe) public static var level: Level = .info
+    /// The program name each line carries; set with `level`.
+    nonisolated(unsafe) public static var program = "rpc-server"
 
     public static func error(_ message: @autoclosure () -> String) { emit(.error, message()) }
     public static func warn(_ message: @autoclosure () -> String) { emit(.warn, message()) }
@@ -43,7 +45,7 @@ public enum Log {
         let stamp = String(format4: Int(tm.tm_year) + 1900) + "-" + String(pad2: Int(tm.tm_mon) + 1) + "-"
             + String(pad2: Int(tm.tm_mday)) + "T" + String(pad2: Int(tm.tm_hour)) + ":" + String(pad2: Int(tm.tm_min))
             + ":" + String(pad2: Int(tm.tm_sec)) + "." + String(pad3: Int(tv.tv_usec) / 1000) + "Z"
-        var line = "\(stamp) erudiffd \(l.name): \(message)\n"
+        var line = "\(stamp) \(program) \(l.name): \(message)\n"
         line.withUTF8 { buf in
             var off = 0
             while off < buf.count {

@@ -166,9 +166,6 @@ public final class Params {
         fail(name, expected, got)
     }
 
-    /// The model a request addresses (`model`, default "mini", as DESIGN §7 fixes).
-    public func model() throws -> String { try string("model", default: "mini") }
-
     /// Throws if the request carries parameters that were never read.
     public func finish() throws {
         let unknown = values.keys.filter { !used.contains($0) }.sorted()

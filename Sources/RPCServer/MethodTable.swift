@@ -1,17 +1,13 @@
-/// What a method handler sees on the loop thread.
+/// What a method handler sees on the loop thread. Anything of the application's (models, files) the
+/// handler captures when it is registered.
 public struct MethodContext {
-    public let options: DaemonOptions
-    public let models: ModelRegistry
-    public let state: StateDirectory
     public unowned let dispatcher: Dispatcher
-    /// The connection the request came from.
-    public let peerID: Int
 }
 
 /// How a method is served.
 public enum MethodKind {
     /// Answered on the loop thread at once (`status`, `initialize`). Must be quick and must not touch
-    /// model weights, which belong to the worker.
+    /// what jobs use on the worker.
     case immediate((MethodContext, Params) throws -> JSON)
     /// Work for the worker thread: the closure reads and checks the parameters on the loop thread
     /// (throwing `-32602` errors that name the parameter), then returns the job to run. Progress,
@@ -22,8 +18,9 @@ public enum MethodKind {
     case deferred((MethodContext, Params, @escaping (Result<JSON, RPCError>) -> Void) throws -> Void)
 }
 
-/// Method name → handler. The daemon's core knows no method; each file of methods registers its own
-/// (`registerLifecycleMethods`, `registerTestMethods`, and the engine's in `EngineMethods.swift`).
+/// Method name → handler. The server knows no method but `exit`, `initialized` and `$/cancelRequest`;
+/// each file of methods registers its own (`registerLifecycleMethods`, `registerTestMethods`, and an
+/// application's).
 public final class MethodTable {
     public struct Entry {
         public let name: String
@@ -45,13 +42,4 @@ public final class MethodTable {
 
     /// Registered names in registration order.
     public var names: [String] { order }
-
-    /// Every method this build serves with these options.
-    public static func standard(options: DaemonOptions, models: ModelRegistry) -> MethodTable {
-        let t = MethodTable()
-        t.registerLifecycleMethods()
-        t.registerEngineMethods(options: options, models: models)
-        if options.enableTestMethods { t.registerTestMethods() }
-        return t
-    }
 }

@@ -1,9 +1,12 @@
 import Foundation
 
-/// Diagnostics served only with `--enable-test-methods`, so that scheduling, progress, cancellation,
-/// interleaving and checkpoints can be tested on the real daemon before (and without) any model.
+/// Diagnostics for test suites, registered only when one asks for them (`--enable-test-methods`), so
+/// that scheduling, progress, cancellation, interleaving and checkpoints can be tested on the real
+/// server without any method of the application's. No public contract lists them.
 extension MethodTable {
-    func registerTestMethods() {
+    /// `save(name, data)` writes the checkpoint of a `test/sleep` that named one, atomically; the
+    /// application decides where.
+    public func registerTestMethods(checkpoint save: @escaping (_ name: String, _ data: Data) throws -> Void) {
         // test/sleep {units, unitMs, spin?, failAt?, checkpoint?}: a job of `units` units that each sleep
         // `unitMs` milliseconds (or keep a core busy that long with `spin`, like model work would). `failAt` makes unit n throw; `checkpoint` names a state file that
         // records the units done, written at every checkpoint.
@@ -16,7 +19,8 @@ extension MethodTable {
             if let checkpoint, checkpoint.isEmpty || checkpoint.contains("/") || checkpoint.hasPrefix(".") {
                 throw RPCError.invalidParams("\"checkpoint\" must be a plain file name, got \"\(checkpoint)\"")
             }
-            return SleepJob(units: units, unitMs: unitMs, spin: spin, failAt: failAt, checkpointName: checkpoint)
+            return SleepJob(units: units, unitMs: unitMs, spin: spin, failAt: failAt,
+                            checkpoint: checkpoint.map { name in { try save(name, $0) } })
         })
 
         // test/echo {value}: answers `value` on the loop thread (framing and size tests).
@@ -32,21 +36,21 @@ final class SleepJob: Job {
     let unitMs: Int
     let spin: Bool
     let failAt: Int?
-    let checkpointName: String?
+    let save: ((Data) throws -> Void)?
     private var done = 0
     private var checkpoints = 0
     private let started = Date()
 
-    init(units: Int, unitMs: Int, spin: Bool, failAt: Int?, checkpointName: String?) {
+    init(units: Int, unitMs: Int, spin: Bool, failAt: Int?, checkpoint save: ((Data) throws -> Void)?) {
         self.units = units
         self.unitMs = unitMs
         self.spin = spin
         self.failAt = failAt
-        self.checkpointName = checkpointName
+        self.save = save
     }
 
     var title: String { "test/sleep: \(units) × \(unitMs) ms" }
-    var isCheckpointable: Bool { checkpointName != nil }
+    var isCheckpointable: Bool { save != nil }
 
     func step(_ context: JobContext) throws -> JobStep {
         if spin {
@@ -79,9 +83,9 @@ final class SleepJob: Job {
     }
 
     func checkpoint(_ context: JobContext) throws {
-        guard let name = checkpointName else { return }
+        guard let save else { return }
         let record: JSON = ["job": .int(Int64(context.id)), "units": .int(Int64(done)), "of": .int(Int64(units))]
-        try context.state.write("test/\(name).json", Data(record.serialized()))
+        try save(Data(record.serialized()))
         checkpoints += 1
     }
 }

@@ -1,0 +1,105 @@
+import Foundation
+
+/// The server's own command-line flags: socket, limits, log level, checkpoints, test methods. An
+/// application reads its own flags first and hands every other one to `parse(_:_:)`.
+public struct ServerOptions: Sendable {
+    /// Where the socket goes without `--socket`: `$XDG_RUNTIME_DIR/<dir>/<file>`, else `/tmp/<dir>-$UID/<file>`.
+    public let defaultSocketPath: String
+    public var socketPath: String
+    public var logLevel: Log.Level = .info
+    public var maxConnections = 64
+    public var maxMessageBytes = 16 << 20
+    /// Jobs admitted at once (running plus waiting); more get -32001 busy.
+    public var maxQueue = 32
+    /// Checkpointable jobs are checkpointed every this many units (an application's own long jobs may
+    /// follow it too).
+    public var checkpointEvery = 25
+    /// Serves `test/sleep` and `test/echo`, the test suites' diagnostics (no public contract has them).
+    public var enableTestMethods = false
+    private let socketHelp: String
+
+    public init(runtimeDirectory dir: String, socketName file: String) {
+        let runtime = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"] ?? ""
+        defaultSocketPath = runtime.isEmpty ? "/tmp/\(dir)-\(getuid())/\(file)" : "\(runtime)/\(dir)/\(file)"
+        socketPath = defaultSocketPath
+        socketHelp = "$XDG_RUNTIME_DIR/\(dir)/\(file),\n" + String(repeating: " ", count: 28) + "else /tmp/\(dir)-$UID/\(file)"
+    }
+
+    /// The help lines of these flags, for the application's usage text.
+    public var usage: String {
+        """
+          --socket PATH             socket path (default: \(socketHelp))
+          --log-level LEVEL         error, warn, info (default) or debug
+          --max-connections N       simultaneous clients (default 64)
+          --max-message-bytes N     largest accepted message (default 16777216)
+          --max-queue N             jobs admitted at once, running and waiting (default 32)
+          --checkpoint-every N      checkpoint long jobs every N units, e.g. training steps (default 25)
+          --enable-test-methods     serve the test/* diagnostics methods (for test suites)
+        """
+    }
+
+    /// Reads `flag` (and its value from `args`); throws `UsageError` for a flag nobody knows.
+    public mutating func parse(_ flag: String, _ args: inout Arguments) throws {
+        switch flag {
+        case "--socket": socketPath = try args.value(for: flag)
+        case "--log-level":
+            let v = try args.value(for: flag)
+            guard let l = Log.Level(name: v) else {
+                throw UsageError("--log-level must be error, warn, info or debug, got \"\(v)\"")
+            }
+            logLevel = l
+        case "--max-connections": maxConnections = try args.positive(for: flag)
+        case "--max-message-bytes": maxMessageBytes = try args.positive(for: flag)
+        case "--max-queue": maxQueue = try args.positive(for: flag)
+        case "--checkpoint-every": checkpointEvery = try args.positive(for: flag)
+        case "--enable-test-methods": enableTestMethods = true
+        default:
+            throw UsageError("unknown option \"\(flag.count > 60 ? String(flag.prefix(60)) + "…" : flag)\" (see --help)")
+        }
+    }
+
+    /// Checks what single flags cannot (a socket path a Unix socket can hold).
+    public func validate() throws {
+        guard !socketPath.isEmpty else { throw UsageError("--socket must not be empty") }
+        guard socketPath.utf8.count < 108 else {
+            throw UsageError("socket path is \(socketPath.utf8.count) bytes; Unix sockets allow at most 107")
+        }
+    }
+}
+
+/// A bad command line, or `--help` (then `isHelp` is set and `description` is the usage text).
+public struct UsageError: Error, CustomStringConvertible {
+    public let description: String
+    public var isHelp = false
+
+    public init(_ description: String, isHelp: Bool = false) {
+        self.description = description
+        self.isHelp = isHelp
+    }
+}
+
+/// A command line read flag by flag; `--flag=value` reads as `--flag value`.
+public struct Arguments {
+    private var rest: ArraySlice<String>
+
+    public init(_ args: [String]) { rest = args[...] }
+
+    /// The next flag, nil at the end.
+    public mutating func nextFlag() -> String? {
+        guard let arg = rest.popFirst() else { return nil }
+        guard arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") else { return arg }
+        rest.insert(String(arg[arg.index(after: eq)...]), at: rest.startIndex)
+        return String(arg[..<eq])
+    }
+
+    public mutating func value(for flag: String) throws -> String {
+        guard let v = rest.popFirst() else { throw UsageError("\(flag) needs a value") }
+        return v
+    }
+
+    public mutating func positive(for flag: String) throws -> Int {
+        let v = try value(for: flag)
+        guard let n = Int(v), n > 0 else { throw UsageError("\(flag) needs a positive integer, got \"\(v)\"") }
+        return n
+    }
+}

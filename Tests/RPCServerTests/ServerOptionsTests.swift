@@ -1,0 +1,47 @@
+import XCTest
+@testable import RPCServer
+
+/// The server's flags: what `usage` lists is what `parse` reads, `--flag=value`, and the errors.
+final class ServerOptionsTests: XCTestCase {
+    private func parse(_ args: [String]) throws -> ServerOptions {
+        var o = ServerOptions(runtimeDirectory: "toy", socketName: "toyd.sock")
+        var a = Arguments(args)
+        while let flag = a.nextFlag() { try o.parse(flag, &a) }
+        try o.validate()
+        return o
+    }
+
+    func testEveryFlagInTheUsageIsRead() throws {
+        let usage = ServerOptions(runtimeDirectory: "toy", socketName: "toyd.sock").usage
+        let flags = usage.split(separator: "\n").compactMap { $0.split(separator: " ").first }.filter { $0.hasPrefix("--") }
+        XCTAssertEqual(flags.count, 7, usage)
+        for flag in flags.map(String.init) {
+            let value = flag == "--socket" ? "/tmp/t.sock" : flag == "--log-level" ? "debug" : "3"
+            XCTAssertNoThrow(try parse(flag == "--enable-test-methods" ? [flag] : [flag, value]), flag)
+        }
+        XCTAssertTrue(usage.contains("$XDG_RUNTIME_DIR/toy/toyd.sock"), usage)
+    }
+
+    func testValuesEqualsFormAndDefaults() throws {
+        let o = try parse(["--max-queue=3", "--socket", "/tmp/x.sock", "--enable-test-methods", "--log-level=warn"])
+        XCTAssertEqual(o.maxQueue, 3)
+        XCTAssertEqual(o.socketPath, "/tmp/x.sock")
+        XCTAssertTrue(o.enableTestMethods)
+        XCTAssertEqual(o.logLevel, .warn)
+        let d = try parse([])
+        XCTAssertEqual(d.socketPath, d.defaultSocketPath)
+        XCTAssertTrue(d.socketPath.hasSuffix("/toyd.sock"))
+        XCTAssertEqual([d.maxConnections, d.maxMessageBytes, d.maxQueue, d.checkpointEvery], [64, 16 << 20, 32, 25])
+        XCTAssertFalse(d.enableTestMethods)
+    }
+
+    func testBadFlagsSayWhatIsWrong() {
+        for (args, needle) in [(["--max-queue", "0"], "positive integer"), (["--log-level", "loud"], "--log-level"),
+                               (["--frobnicate"], "unknown option \"--frobnicate\""), (["--socket"], "needs a value"),
+                               (["--socket", "/tmp/" + String(repeating: "x", count: 120)], "at most 107")] {
+            XCTAssertThrowsError(try parse(args), "\(args)") {
+                XCTAssertTrue("\($0)".contains(needle), "\(args): \($0)")
+            }
+        }
+    }
+}
