@@ -340,7 +340,7 @@ def status_storm(d, clients, status_calls, sample=False, check_status=None, time
             left[i] = status_calls
             bufs[i] = b""
             if sample:
-                c.sock.sendall(json.dumps(request("sample", {"prompt": "a stop sign", "seed": i}, f"s{i}")).encode() + b"\n")
+                c.sock.sendall(json.dumps(request("sample", {"prompt": "a school zone road sign", "seed": i}, f"s{i}")).encode() + b"\n")
             sent_at[i] = time.perf_counter()
             c.sock.sendall(json.dumps(request("status", None, i)).encode() + b"\n")
         wanted_samples = clients if sample else 0

@@ -28,10 +28,10 @@ def test_without_any_model_it_starts_and_says_how_to_load_one(start, workdir, mi
     assert "no model mini found" in d.log() and "models/load" in d.log()
     with d.connect(timeout=60) as c:
         assert c.call("status")["result"]["models"] == []
-        r = c.call("sample", {"prompt": "a stop sign"})
+        r = c.call("sample", {"prompt": "a school zone road sign"})
         contract.check_reply("sample", r)
         assert r["error"]["code"] == -32002 and "models/load" in r["error"]["message"]
         r = c.call("models/load", {"name": "mini", "path": mini_model}, timeout=60)
         assert r["result"]["name"] == "mini"
-        r = c.call("sample", {"prompt": "a stop sign", "steps": 2}, timeout=60)
+        r = c.call("sample", {"prompt": "a school zone road sign", "steps": 2}, timeout=60)
         assert len(r["result"]["images"]) == 1

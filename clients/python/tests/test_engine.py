@@ -65,10 +65,10 @@ def test_sample_returns_base64_pngs_with_ids_and_seeds(engine, contract):
 
 def test_sample_several_prompts_counts_seeds_and_files(engine, contract, workdir):
     out = os.path.join(workdir, "imgs")
-    r = result(engine, contract, "sample", {"prompts": ["a stop sign", "the flag of Japan"], "count": 2, "seed": 100,
+    r = result(engine, contract, "sample", {"prompts": ["a school zone road sign", "the flag of Japan"], "count": 2, "seed": 100,
                                             "steps": 3, "output": {"dir": out}})
     ims = r["images"]
-    assert [i["prompt"] for i in ims] == ["a stop sign"] * 2 + ["the flag of Japan"] * 2
+    assert [i["prompt"] for i in ims] == ["a school zone road sign"] * 2 + ["the flag of Japan"] * 2
     assert [i["seed"] for i in ims] == [100, 101, 102, 103]
     for i in ims:
         assert "png" not in i and i["path"] == os.path.join(out, i["id"] + ".png")
@@ -81,13 +81,13 @@ def test_sample_several_prompts_counts_seeds_and_files(engine, contract, workdir
 
 
 def test_sample_sde_and_no_adapter(engine, contract):
-    r = result(engine, contract, "sample", {"prompt": "a stop sign", "seed": 1, "steps": 4, "sampler": "sde",
+    r = result(engine, contract, "sample", {"prompt": "a school zone road sign", "seed": 1, "steps": 4, "sampler": "sde",
                                             "noiseLevel": 0.5, "adapter": False, "guidance": 1})
     assert r["images"][0]["adapter"] is False
 
 
 def test_encode_gives_wordpiece_ids_and_normalised_pooled_vectors(engine, contract):
-    r = result(engine, contract, "encode", {"prompts": ["a stop sign", "the flag of Japan"]})
+    r = result(engine, contract, "encode", {"prompts": ["a school zone road sign", "the flag of Japan"]})
     assert r["tokens"] == [[101, 1037, 2644, 3696, 102], [101, 1996, 5210, 1997, 2900, 102]]
     assert [len(p) for p in r["pooled"]] == [384, 384]
     for p in r["pooled"]:
@@ -147,7 +147,7 @@ BAD = [
     ("matchDistributions", {"matchTarget": "anchor", "anchors": {"source": "policy"}}, "matchTarget"),
     ("rlStep", {"groupSize": 1}, "groupSize"),
     ("rlStep", {"prompts": ["a purple cat playing chess"]}, "prompts[0]"),
-    ("rlStep", {"prompts": ["a stop sign"], "set": "world:train"}, "set"),
+    ("rlStep", {"prompts": ["a school zone road sign"], "set": "world:train"}, "set"),
     ("rlStep", {"samples": [{"id": "nope", "reward": 1}]}, "samples[0].id"),
     ("rlStep", {"samples": [{"id": "x"}]}, "samples[0].reward"),
     ("rlStep", {"samples": [{"id": "x", "reward": 1}], "reward": "world"}, "reward"),
@@ -204,7 +204,7 @@ def test_match_distributions_trains_and_checkpoints_the_adapter(engine, contract
     assert r["steps"] == 3 and len(r["loss"]) == 3 and len(r["matchLoss"]) == 3
     assert all(x > 0 for x in r["loss"])
     assert r["dislocationBefore"] > 0 and r["dislocationAfter"] > 0
-    assert set(r["dislocation"]["before"]["perItem"]) == {"the flag of Japan", "a stop sign"}
+    assert set(r["dislocation"]["before"]["perItem"]) == {"the flag of Japan", "a school zone road sign"}
     assert r["adapterSteps"] == 3 and os.path.exists(r["checkpoint"])
     a = result(engine, contract, "status")["models"][0]["adapter"]
     assert a["steps"] == 3 and a["saved"] and a["rank"] == 8 and a["checkpoint"]["path"] == r["checkpoint"]
@@ -281,7 +281,7 @@ def test_rl_step_with_caller_rewards_for_sample_ids(engine, contract):
 
 def test_sample_ids_expire_with_a_clear_error(mini_model, start, contract):
     d = start("--sample-store", "2", model=mini_model)
-    ims = result(d, contract, "sample", {"prompt": "a stop sign", "count": 3, "steps": 2})["images"]
+    ims = result(d, contract, "sample", {"prompt": "a school zone road sign", "count": 3, "steps": 2})["images"]
     r = call(d, contract, "rlStep", {"samples": [{"id": ims[0]["id"], "reward": 0}, {"id": ims[1]["id"], "reward": 1}]})
     assert r["error"]["code"] == -32602 and "has expired" in r["error"]["message"] and ims[0]["id"] in r["error"]["message"]
     r = call(d, contract, "rlStep", {"samples": [{"id": "s-1-1", "reward": 0}]})
@@ -320,7 +320,7 @@ def test_models_load_list_unload(engine, contract, mini_model):
     assert r["name"] == "mini2" and r["adapter"] is None and r["path"] == mini_model
     names = [m["name"] for m in result(engine, contract, "models/list")["models"]]
     assert names == ["mini", "mini2"]
-    assert result(engine, contract, "sample", {"prompt": "a stop sign", "steps": 2, "model": "mini2"})["images"]
+    assert result(engine, contract, "sample", {"prompt": "a school zone road sign", "steps": 2, "model": "mini2"})["images"]
     assert result(engine, contract, "models/unload", {"name": "mini2"})["unloaded"] is True
     assert [m["name"] for m in result(engine, contract, "models/list")["models"]] == ["mini"]
     assert call(engine, contract, "models/unload", {"name": "mini2"})["error"]["code"] == -32002
@@ -353,7 +353,7 @@ def test_adapters_save_reset_load_round_trip(engine, contract, workdir):
 
 
 def test_images_grid_from_sample_ids_and_files(engine, contract, workdir):
-    ims = result(engine, contract, "sample", {"prompt": "a stop sign", "count": 2, "steps": 2,
+    ims = result(engine, contract, "sample", {"prompt": "a school zone road sign", "count": 2, "steps": 2,
                                               "output": {"dir": workdir}})["images"]
     path = os.path.join(workdir, "g", "grid.png")
     r = result(engine, contract, "images/grid", {"rows": [[{"id": ims[0]["id"]}, ims[1]["path"]], [None, {"id": ims[1]["id"]}]],
@@ -366,7 +366,7 @@ def test_images_grid_from_sample_ids_and_files(engine, contract, workdir):
 def test_progress_in_lsp_framing_rises_and_matches_the_contract(engine, contract):
     notes = []
     with engine.connect("lsp", timeout=120) as c:
-        r = c.call("sample", {"prompt": "a stop sign", "steps": 10, "workDoneToken": "p1"}, timeout=120,
+        r = c.call("sample", {"prompt": "a school zone road sign", "steps": 10, "workDoneToken": "p1"}, timeout=120,
                    notifications=notes)
     contract.check_reply("sample", r)
     values = [n["params"]["value"] for n in notes if n["method"] == "$/progress"]
@@ -393,12 +393,12 @@ def test_shell_client_against_the_real_daemon(engine, workdir):
             "--params", '{"anchors": {"perPair": 1, "steps": 2}}')
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["steps"] == 2
-    r = run("rl", "--prompts", '["a stop sign"]', "--group-size", "2", "--steps-per-round", "1", "--sampling-steps", "2")
+    r = run("rl", "--prompts", '["a school zone road sign"]', "--group-size", "2", "--steps-per-round", "1", "--sampling-steps", "2")
     assert r.returncode == 0 and "rewardMean" in json.loads(r.stdout), r.stderr
     r = run("eval", "--set", "world:explicit", "--samples-per-item", "1", "--steps", "2",
             "--params", '{"explicitCount": 3}')
     assert r.returncode == 0 and json.loads(r.stdout)["explicitCaptions"]["images"] == 3, r.stderr
-    r = run("encode", "a stop sign")
+    r = run("encode", "a school zone road sign")
     assert json.loads(r.stdout)["tokens"] == [[101, 1037, 2644, 3696, 102]]
     r = run("models")
     assert json.loads(r.stdout)["models"][0]["name"] == "mini"

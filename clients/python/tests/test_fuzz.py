@@ -22,7 +22,7 @@ CORPUS = [
     {"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 3}},
     {"jsonrpc": "2.0", "method": "initialized", "params": {}},
     [{"jsonrpc": "2.0", "id": 4, "method": "status"}, {"jsonrpc": "2.0", "method": "status"}],
-    {"jsonrpc": "2.0", "id": 5, "method": "sample", "params": {"prompt": "a stop sign", "steps": 4}},
+    {"jsonrpc": "2.0", "id": 5, "method": "sample", "params": {"prompt": "a school zone road sign", "steps": 4}},
     {"jsonrpc": "2.0", "id": 6, "method": "test/sleep", "params": {"units": "x"}},
 ]
 TOKENS = [b"{", b"}", b"[", b"]", b",", b":", b'"', b"\\", b"\\u0000", b"\\ud800", b"null", b"true", b"-0",

@@ -177,10 +177,10 @@ def test_sample_writes_png_files(fake, workdir):
     assert {k: v for k, v in p.items() if k != "workDoneToken"} == {
         "prompt": "the flag of Japan", "seed": 7, "steps": 8, "guidance": 3.5, "sampler": "sde", "adapter": False,
         "model": "mini"}
-    r = run("sample", "a stop sign", "-o", os.path.join(workdir, "s.png"), "-n", "3", socket_path=fake.path)
+    r = run("sample", "a school zone road sign", "-o", os.path.join(workdir, "s.png"), "-n", "3", socket_path=fake.path)
     assert r.stdout.split() == [os.path.join(workdir, f"s-{i}.png") for i in (1, 2, 3)]
     d = os.path.join(workdir, "out")
-    r = run("sample", "a stop sign", "-d", d, socket_path=fake.path)
+    r = run("sample", "a school zone road sign", "-d", d, socket_path=fake.path)
     assert r.returncode == 0 and r.stdout.split()[0].startswith(d)
 
 
@@ -190,7 +190,7 @@ def test_match_rl_eval_build_contract_params(fake):
          "--steps", "10", "--batch-size", "2", "--lr", "0.001", "--preserve-weight", "0.5", "--seed", "1",
          "--params", '{"anchors":{"perPair":2}}'],
         ["match", "--set", "world:train"],
-        ["rl", "--prompts", '["a stop sign"]', "--group-size", "4", "--rounds", "2", "--beta", "0.5", "--lr", "1e-4",
+        ["rl", "--prompts", '["a school zone road sign"]', "--group-size", "4", "--rounds", "2", "--beta", "0.5", "--lr", "1e-4",
          "--kl-weight", "0.1"],
         ["rl", "--samples", '[{"id":"s-1","reward":0.25}]'],
         ["eval", "--set", "world:test-concept", "--samples-per-item", "2", "--seed", "3"],

@@ -122,7 +122,7 @@ def test_the_adapter_has_one_trainer_at_a_time(mini_model, start, contract):
     with d.connect(timeout=120) as c:
         c.send(request("matchDistributions", dict(ENDLESS, workDoneToken="a"), "a"))
         wait_training(d, min_steps=1)
-        for method, params in [("matchDistributions", {"pairs": PAIR, "steps": 1}), ("rlStep", {"prompts": ["a stop sign"]}),
+        for method, params in [("matchDistributions", {"pairs": PAIR, "steps": 1}), ("rlStep", {"prompts": ["a school zone road sign"]}),
                                ("adapters/reset", {}), ("adapters/load", {"path": "/"}), ("models/unload", {"name": "mini"})]:
             with d.connect(timeout=60) as c2:
                 r = c2.call(method, params, timeout=60)
