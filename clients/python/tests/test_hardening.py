@@ -143,3 +143,121 @@ def test_a_non_finite_checkpoint_is_not_restored(start, mini_model, model_daemon
     assert "non-finite" in d.log()
     r = rpc(d, "sample", {"prompt": "the flag of Japan", "steps": 2, "seed": 1})
     assert len(r["result"]["images"]) == 1 and d.alive()
+
+
+# --------------------------------------------------------------------------------------------------
+# adapters/save and images/grid: what they may write over
+
+
+def test_adapters_save_refuses_foreign_files_links_devices_and_dot_dot(model_daemon, contract, workdir):
+    d = model_daemon
+    _good_adapter(d, workdir)
+    text = os.path.join(workdir, "notes.txt")
+    with open(text, "w") as f:
+        f.write("my notes\n")
+
+    r = rpc(d, "adapters/save", {"path": text})
+    assert "error" in r, "an existing text file was overwritten"
+    contract.check_error(r["error"])
+    assert r["error"]["code"] == -32602 and "overwrite" in r["error"]["message"], r
+    assert open(text).read() == "my notes\n"
+
+    link = os.path.join(workdir, "link.safetensors")
+    os.symlink(text, link)
+    for overwrite in (False, True):
+        r = rpc(d, "adapters/save", {"path": link, "overwrite": overwrite})
+        assert "error" in r and "symbolic link" in r["error"]["message"], r
+    assert os.path.islink(link) and open(text).read() == "my notes\n"
+
+    fifo = os.path.join(workdir, "fifo.safetensors")
+    os.mkfifo(fifo)
+    folder = os.path.join(workdir, "folder.safetensors")
+    os.mkdir(folder)
+    targets = [fifo, folder]
+    dev = make_device(os.path.join(workdir, "null.safetensors"))
+    if dev:
+        targets.append(dev)
+    for target in targets:
+        for overwrite in (False, True):
+            r, seconds = timed(d, "adapters/save", {"path": target, "overwrite": overwrite})
+            assert "error" in r and "not a regular file" in r["error"]["message"], (target, r)
+            assert seconds < 0.5, (target, seconds)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.path.isdir(folder)
+    if dev:
+        assert stat.S_ISCHR(os.lstat(dev).st_mode)
+
+    dotted = os.path.join(workdir, "sub", "..", "dotted.safetensors")
+    r = rpc(d, "adapters/save", {"path": dotted})
+    assert "error" in r and "'..'" in r["error"]["message"], r
+    assert not os.path.exists(os.path.join(workdir, "dotted.safetensors"))
+
+    r = rpc(d, "adapters/save", {"path": text, "overwrite": True})
+    assert "result" in r, r
+    assert open(text, "rb").read(8) != b"my notes"
+    again = rpc(d, "adapters/save", {"path": text})
+    assert "result" in again, "an adapter erudiff wrote may be replaced without overwrite"
+    assert stat.S_IMODE(os.stat(text).st_mode) == 0o600
+
+
+def test_adapter_files_and_checkpoints_are_0600(model_daemon, workdir):
+    d = model_daemon
+    path = _good_adapter(d, workdir, "mode.safetensors")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    ck = os.path.join(d.state_dir, "adapters", "mini.safetensors")
+    assert stat.S_IMODE(os.stat(ck).st_mode) == 0o600, oct(os.stat(ck).st_mode)
+
+
+def test_images_grid_refuses_foreign_files_links_and_devices(daemon, contract, workdir):
+    rows = [[None, None]]
+    text = os.path.join(workdir, "page.png")
+    with open(text, "w") as f:
+        f.write("not a picture\n")
+    r = rpc(daemon, "images/grid", {"rows": rows, "path": text})
+    assert "error" in r and "overwrite" in r["error"]["message"], r
+    contract.check_error(r["error"])
+    assert open(text).read() == "not a picture\n"
+
+    ours = os.path.join(workdir, "grid.png")
+    assert "result" in rpc(daemon, "images/grid", {"rows": rows, "path": ours})
+    assert "result" in rpc(daemon, "images/grid", {"rows": rows, "path": ours}), "its own grid may be replaced"
+    assert "result" in rpc(daemon, "images/grid", {"rows": rows, "path": text, "overwrite": True})
+
+    link = os.path.join(workdir, "link.png")
+    os.symlink(ours, link)
+    fifo = os.path.join(workdir, "fifo.png")
+    os.mkfifo(fifo)
+    targets = [(link, "symbolic link"), (fifo, "not a regular file"), (workdir, "not a regular file")]
+    dev = make_device(os.path.join(workdir, "null.png"))
+    if dev:
+        targets.append((dev, "not a regular file"))
+    for target, words in targets:
+        r = rpc(daemon, "images/grid", {"rows": rows, "path": target, "overwrite": True})
+        assert "error" in r and words in r["error"]["message"], (target, r)
+    assert os.path.islink(link) and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    r = rpc(daemon, "images/grid", {"rows": rows, "path": os.path.join(workdir, "a", "..", "b.png")})
+    assert "error" in r and "'..'" in r["error"]["message"], r
+
+
+# --------------------------------------------------------------------------------------------------
+# reading what is not a file
+
+
+def test_adapters_load_of_a_fifo_directory_or_device_answers_at_once(model_daemon, contract, workdir):
+    d = model_daemon
+    fifo = os.path.join(workdir, "adapter.fifo")
+    os.mkfifo(fifo)
+    before = state_files(d)
+    try:
+        for path in [fifo, workdir, "/dev/zero", "/dev/null"]:
+            r, seconds = timed(d, "adapters/load", {"path": path}, timeout=3)
+            assert "error" in r, (path, r)
+            contract.check_error(r["error"])
+            assert r["error"]["code"] == -32602 and "not a regular file" in r["error"]["message"], (path, r)
+            assert seconds < 0.1 + 0.2, (path, seconds)
+        r, seconds = timed(d, "sample", {"prompt": "a stop sign", "steps": 2, "seed": 3}, timeout=30)
+        assert "result" in r, "the worker is free for the next job"
+    finally:
+        unblock_fifo(fifo)
+    assert state_files(d) == before
+    cell = rpc(d, "images/grid", {"rows": [[fifo]], "path": os.path.join(workdir, "g.png")})
+    assert "error" in cell and "not a regular file" in cell["error"]["message"], cell
