@@ -261,3 +261,48 @@ def test_adapters_load_of_a_fifo_directory_or_device_answers_at_once(model_daemo
     assert state_files(d) == before
     cell = rpc(d, "images/grid", {"rows": [[fifo]], "path": os.path.join(workdir, "g.png")})
     assert "error" in cell and "not a regular file" in cell["error"]["message"], cell
+
+
+# --------------------------------------------------------------------------------------------------
+# scheduling: a long job keeps its share under a flood of short ones
+
+
+def test_a_long_job_keeps_its_share_under_16_clients_of_short_jobs(daemon):
+    """The documented policy (protocol/README.md): once a job has used 2 s of worker time it is long;
+    long jobs together get at least --long-job-share (50%) of the worker's time while short jobs
+    wait. 16 clients submit short jobs back to back; the long job's units are counted."""
+    unit = 0.04
+    with daemon.connect() as owner, daemon.connect() as watch:
+        owner.send(request("test/sleep", {"units": 1_000_000, "unitMs": int(unit * 1000)}, "long"))
+        time.sleep(2.3)                                   # past 2 s of worker time: a long job
+        stop = threading.Event()
+        shorts = [0]
+
+        def flood(k):
+            with daemon.connect(timeout=60) as c:
+                n = 0
+                while not stop.is_set():
+                    r = c.call("test/sleep", {"units": 4, "unitMs": 5}, request_id=n, timeout=60)
+                    assert r["result"]["units"] == 4
+                    n += 1
+                    shorts[0] += 1
+        threads = [threading.Thread(target=flood, args=(k,), daemon=True) for k in range(16)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+
+        def long_units():
+            return [j for j in watch.call("status", request_id="s")["result"]["jobs"] if j["units"] > 1000 or j["id"] == 1][0]["units"]
+        u0, t0, s0 = long_units(), time.monotonic(), shorts[0]
+        time.sleep(4)
+        u1, t1, s1 = long_units(), time.monotonic(), shorts[0]
+        stop.set()
+        for t in threads:
+            t.join(30)
+        share = (u1 - u0) * unit / (t1 - t0)
+        print(f"long job: {u1 - u0} units of {unit * 1000:.0f} ms in {t1 - t0:.1f} s = {share:.0%} of the worker; "
+              f"{s1 - s0} short jobs done meanwhile")
+        assert share >= 0.40, f"the long job got {share:.0%} of the worker (the policy promises 50%)"
+        assert s1 - s0 >= 16, "the short jobs still run"
+        owner.send(notification("$/cancelRequest", {"id": "long"}))
+        assert owner.recv_reply("long", timeout=10)["error"]["code"] == -32800
