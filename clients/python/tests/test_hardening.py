@@ -306,3 +306,21 @@ def test_a_long_job_keeps_its_share_under_16_clients_of_short_jobs(daemon):
         assert s1 - s0 >= 16, "the short jobs still run"
         owner.send(notification("$/cancelRequest", {"id": "long"}))
         assert owner.recv_reply("long", timeout=10)["error"]["code"] == -32800
+
+
+# --------------------------------------------------------------------------------------------------
+# the small ones
+
+
+def test_a_second_daemon_refuses_before_loading_its_model(start, mini_model):
+    first = start()
+    import helpers
+    second = helpers.Daemon(first.workdir, "--threads", "2", model=mini_model, socket_path=first.socket_path,
+                            state_dir=os.path.join(first.workdir, "state2"), wait=False)
+    try:
+        code = second.proc.wait(20)
+    finally:
+        second.stop()
+    log = second.log()
+    assert code == 2, log
+    assert "already listening" in log and "loaded model" not in log, log
