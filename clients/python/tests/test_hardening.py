@@ -264,6 +264,209 @@ def test_adapters_load_of_a_fifo_directory_or_device_answers_at_once(model_daemo
 
 
 # --------------------------------------------------------------------------------------------------
+# batches
+
+
+def test_a_batch_over_the_limit_is_one_clear_error(daemon, contract):
+    with daemon.connect(timeout=30) as c, daemon.connect() as other:
+        c.send([request("status", None, i) for i in range(1001)])
+        r = c.recv(timeout=30)
+        assert isinstance(r, dict), "a 1001-request batch is refused as a whole"
+        contract.check_error(r["error"])
+        assert r["error"]["code"] == -32600 and "--max-batch" in r["error"]["message"], r
+        assert r["id"] is None and r["error"]["data"]["maxBatch"] == 1000
+        # 100,000 requests (4.7 MB) are refused without being parsed into objects, and quickly.
+        big = json.dumps([request("status", None, i) for i in range(100_000)]).encode() + b"\n"
+        t0 = time.monotonic()
+        c.send_raw(big)
+        lat = []
+        while True:
+            t1 = time.monotonic()
+            assert other.call("status", request_id=len(lat))["id"] == len(lat)
+            lat.append(time.monotonic() - t1)
+            if select_ready(c) or time.monotonic() - t0 > 30:
+                break
+        r = c.recv(timeout=30)
+        assert r["error"]["code"] == -32600 and "100000" in r["error"]["message"], r
+        assert time.monotonic() - t0 < 2.0
+        assert max(lat) < 0.25, f"status waited {max(lat) * 1000:.0f} ms behind the batch"
+        assert c.call("status", request_id="after")["result"]["queue"] == 0
+
+
+def select_ready(c, timeout=0.005):
+    import select
+    if c.buf:
+        return True
+    r, _, _ = select.select([c.sock], [], [], timeout)
+    return bool(r)
+
+
+def test_big_batches_are_worked_in_slices_between_other_clients(daemon):
+    """20 batches of 1000 status calls from one client: the daemon works them in slices, so another
+    client's status never waits behind a whole batch."""
+    with daemon.connect(timeout=60) as c, daemon.connect() as other:
+        batch = json.dumps([request("status", None, i) for i in range(1000)]).encode() + b"\n"
+        t0 = time.monotonic()
+        c.send_raw(batch * 20)
+        got, lat = 0, []
+        while got < 20:
+            t1 = time.monotonic()
+            other.call("status", request_id=len(lat))
+            lat.append(time.monotonic() - t1)
+            while select_ready(c, 0.002) and got < 20:
+                r = c.recv(timeout=30)
+                assert isinstance(r, list) and len(r) == 1000, str(r)[:200]
+                got += 1
+        elapsed = time.monotonic() - t0
+        lat.sort()
+        print(f"20 × 1000 status in {elapsed:.2f} s; another client's status: median "
+              f"{lat[len(lat) // 2] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms over {len(lat)} calls")
+        assert lat[-1] < 0.1, f"status waited {lat[-1] * 1000:.0f} ms behind a batch"
+
+
+def test_reply_size_is_capped_with_a_clear_error(start, contract):
+    d = start("--max-reply-bytes", "4096")
+    with d.connect() as c:
+        r = c.call("test/echo", {"value": "x" * 5000})
+        contract.check_error(r["error"])
+        assert r["error"]["code"] == -32005 and "--max-reply-bytes" in r["error"]["message"], r
+        assert r["error"]["data"]["maxReplyBytes"] == 4096
+        c.send([request("test/echo", {"value": "y" * 1000}, i) for i in range(10)])
+        replies = c.recv()
+        assert [m["id"] for m in replies] == list(range(10))
+        ok = [m for m in replies if "result" in m]
+        cut = [m for m in replies if "error" in m]
+        assert 1 <= len(ok) <= 4 and cut and all(m["error"]["code"] == -32005 for m in cut)
+        assert len(json.dumps(replies)) < 4096 + 1500
+        assert c.call("status", request_id=2)["result"]["queue"] == 0
+
+
+def test_memory_returns_after_a_spike(daemon):
+    """Big messages (six 12 MiB echoes) raise the resident size; it comes back once they are done."""
+    base = rss(daemon)
+    value = "z" * (12 << 20)
+    conns = [daemon.connect(timeout=60) for _ in range(6)]
+    try:
+        for i, c in enumerate(conns):
+            c.send(request("test/echo", {"value": value}, i))
+        for i, c in enumerate(conns):
+            assert len(c.recv(timeout=60)["result"]) == len(value)
+    finally:
+        for c in conns:
+            c.close()
+    peak = rss(daemon)
+    deadline = time.monotonic() + 5
+    while rss(daemon) > base + (50 << 20) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = rss(daemon)
+    print(f"resident: before {base >> 20} MiB, after the echoes {peak >> 20} MiB, then {after >> 20} MiB")
+    assert after <= base + (50 << 20), f"{after >> 20} MiB resident, {base >> 20} MiB before"
+
+
+# --------------------------------------------------------------------------------------------------
+# connections: idle ones, half-sent frames, the buffer budget
+
+
+def _wait_alone(c, timeout=3):
+    deadline = time.monotonic() + timeout
+    while c.call("status", request_id="alone")["result"]["connections"] > 1:
+        assert time.monotonic() < deadline, "other connections linger"
+        time.sleep(0.01)
+
+
+def test_idle_connections_make_room_for_new_clients(start, contract):
+    d = start("--max-connections", "8")
+    first = d.connect()
+    _wait_alone(first)
+    idle = [first] + [d.connect() for _ in range(7)]
+    for c in idle[1:]:
+        assert c.call("status")["id"] == 1
+    t0 = time.monotonic()
+    with d.connect() as new:
+        assert new.call("status", request_id="new")["result"]["connections"] <= 8
+    assert time.monotonic() - t0 < 1
+    notice = first.recv(timeout=2)           # the longest idle got a reason, then EOF
+    contract.check_error(notice["error"])
+    assert notice["error"]["code"] == -32001 and "--max-connections 8" in notice["error"]["message"], notice
+    assert first.closed_by_peer(2)
+    for c in idle[1:]:
+        c.close()
+
+
+def test_when_every_connection_is_busy_a_new_client_is_told_why(start):
+    d = start("--max-connections", "2")
+    a = d.connect()
+    _wait_alone(a)
+    b = d.connect()
+    a.send(request("test/sleep", {"units": 1000, "unitMs": 10}, "a"))
+    b.send(request("test/sleep", {"units": 1000, "unitMs": 10}, "b"))
+    time.sleep(0.2)
+    c = d.connect()
+    m = c.recv(timeout=2)
+    assert m["error"]["code"] == -32001 and "--max-connections 2" in m["error"]["message"], m
+    assert c.closed_by_peer(2)
+    for x, rid in ((a, "a"), (b, "b")):
+        x.send(notification("$/cancelRequest", {"id": rid}))
+        assert x.recv_reply(rid)["error"]["code"] == -32800
+        x.close()
+
+
+@pytest.mark.parametrize("framing,partial", [("line", b'{"jsonrpc":"2.0","id":1,"meth'),
+                                             ("lsp", b"Content-Length: 1000\r\n\r\n{\"jsonrpc\""),
+                                             ("lsp", b"Content-Len")])
+def test_a_half_sent_frame_times_out_with_an_error(start, contract, framing, partial):
+    d = start("--frame-timeout", "1")
+    with d.connect(framing) as c:
+        c.send_raw(partial)
+        t0 = time.monotonic()
+        m = c.recv(timeout=4)
+        waited = time.monotonic() - t0
+        contract.check_error(m["error"])
+        assert m["error"]["code"] == -32006 and "--frame-timeout 1" in m["error"]["message"], m
+        assert m["id"] is None and 0.8 < waited < 3, waited
+        assert c.closed_by_peer(2)
+    with d.connect() as c:
+        assert c.call("status")["result"]["queue"] == 0
+
+
+def test_half_sent_big_frames_are_held_within_the_buffer_budget(start):
+    """Ten clients each send 12 MiB of a 15 MiB frame and stall: the daemon holds at most
+    --max-pending-bytes of them (it stops reading the rest), stays small and serves others."""
+    d = start("--max-pending-bytes", str(16 << 20))
+    base = rss(d)
+    chunk = b"x" * (1 << 20)
+    socks = []
+    try:
+        for _ in range(10):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(d.socket_path)
+            s.setblocking(False)
+            socks.append([s, b"Content-Length: %d\r\n\r\n" % (15 << 20) + b'{"a":"' + chunk * 12])
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline and any(len(x[1]) for x in socks):
+            for x in socks:
+                if x[1]:
+                    try:
+                        n = x[0].send(x[1][:1 << 18])
+                        x[1] = x[1][n:]
+                    except BlockingIOError:
+                        pass
+            time.sleep(0.001)
+        stuck = sum(1 for x in socks if x[1])
+        t0 = time.monotonic()
+        with d.connect() as c:
+            assert c.call("status")["result"]["connections"] >= 10
+        assert time.monotonic() - t0 < 0.5
+        grown = rss(d) - base
+        print(f"{stuck} of 10 senders held back; resident grew by {grown >> 20} MiB")
+        assert stuck >= 5, "the daemon kept reading every stalled frame"
+        assert grown < (60 << 20), f"resident grew by {grown >> 20} MiB"
+    finally:
+        for x in socks:
+            x[0].close()
+
+
+# --------------------------------------------------------------------------------------------------
 # scheduling: a long job keeps its share under a flood of short ones
 
 
@@ -312,6 +515,42 @@ def test_a_long_job_keeps_its_share_under_16_clients_of_short_jobs(daemon):
 # the small ones
 
 
+def test_method_not_found_does_not_echo_a_huge_name(daemon, contract):
+    with daemon.connect(timeout=30) as c:
+        r = c.call("x" * (4 << 20), timeout=30)
+        contract.check_error(r["error"])
+        assert r["error"]["code"] == -32601
+        assert len(r["error"]["message"]) < 200 and "4194304" in r["error"]["message"], r["error"]["message"][:300]
+
+
+@pytest.mark.parametrize("params,name", [
+    ({"processId": "me"}, "processId"),
+    ({"processId": 1.5}, "processId"),
+    ({"clientInfo": "editor"}, "clientInfo"),
+    ({"clientInfo": {"name": 5}}, "clientInfo.name"),
+    ({"clientInfo": {"name": "e", "version": []}}, "clientInfo.version"),
+    ({"capabilities": 5}, "capabilities"),
+    ({"rootUri": 7}, "rootUri"),
+    ({"rootPath": {}}, "rootPath"),
+    ({"trace": "loud"}, "trace"),
+    ({"locale": 3}, "locale"),
+    ({"workspaceFolders": "x"}, "workspaceFolders"),
+])
+def test_initialize_checks_the_types_of_its_params(daemon, contract, params, name):
+    r = rpc(daemon, "initialize", params)
+    assert "error" in r, f"initialize accepted {params}"
+    contract.check_error(r["error"])
+    assert r["error"]["code"] == -32602 and f'"{name}"' in r["error"]["message"], r
+
+
+def test_initialize_still_accepts_what_lsp_clients_send(daemon):
+    r = rpc(daemon, "initialize", {"processId": None, "clientInfo": {"name": "ed", "version": "1"}, "locale": "en",
+                                   "rootPath": None, "rootUri": "file:///tmp", "capabilities": {"x": 1},
+                                   "trace": "off", "workspaceFolders": None, "initializationOptions": {"a": 1},
+                                   "somethingNew": [1]})
+    assert r["result"]["serverInfo"]["name"] == "erudiffd"
+
+
 def test_a_second_daemon_refuses_before_loading_its_model(start, mini_model):
     first = start()
     import helpers
@@ -324,3 +563,34 @@ def test_a_second_daemon_refuses_before_loading_its_model(start, mini_model):
     log = second.log()
     assert code == 2, log
     assert "already listening" in log and "loaded model" not in log, log
+
+
+def test_python_client_without_a_daemon_says_what_to_do(workdir):
+    path = os.path.join(workdir, "run", "erudiffd.sock")
+    with pytest.raises(erudiff.DaemonUnavailable) as e:
+        erudiff.Client(path)
+    text = str(e.value)
+    assert path in text and "is erudiffd running" in text and "ERUDIFF_SOCKET" in text, text
+    os.makedirs(os.path.dirname(path))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)                     # a socket file nobody listens on: a daemon that died
+    s.close()
+    with pytest.raises(erudiff.DaemonUnavailable) as e:
+        erudiff.Client(path)
+    assert "is erudiffd running" in str(e.value), str(e.value)
+
+
+def test_python_client_reconnects_after_its_idle_connection_was_closed(start):
+    d = start("--max-connections", "2")
+    with erudiff.Client(d.socket_path) as c:
+        assert c.status()["queue"] == 0
+        others = []
+        for _ in range(2):                          # the second makes the daemon close c's idle connection
+            others.append(d.connect())
+            assert others[-1].call("status")["id"] == 1
+        time.sleep(0.2)
+        assert c._lost and "--max-connections 2" in c._lost, c._lost
+        others[0].close()
+        time.sleep(0.1)
+        assert c.status()["queue"] == 0, "an idle client that lost its connection connects again"
+        others[1].close()
