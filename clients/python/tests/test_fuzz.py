@@ -1,7 +1,7 @@
 """A fuzzer against the live daemon: at least 100,000 random and mutated frames, in both framings,
 over many connections; the daemon must not crash and must still serve a well-behaved client. CI runs
 this bounded run; a longer one (e.g. ERUDIFF_FUZZ_FRAMES=2000000 ERUDIFF_FUZZ_SEED=$RANDOM
-scripts/test-python -k fuzz, about 20 minutes) is documented in protocol/README.md."""
+scripts/test-python -k fuzz, about eight minutes) is documented in protocol/README.md."""
 
 import json
 import os
@@ -166,7 +166,7 @@ def test_fuzz_100k_frames_without_a_crash(start):
         t.join()
     total = sum(counters)
     log = d.log()
-    print(f"fuzz: {total} frames in {time.monotonic() - t0:.1f} s over {workers} workers, {len(received)} "
+    print(f"fuzz (seed {SEED}): {total} frames in {time.monotonic() - t0:.1f} s over {workers} workers, {len(received)} "
           f"connections, {sum(received)} messages back; {served} status calls served meanwhile; "
           f"{log.count('unreadable LSP header')} bad headers, {log.count('exceeds --max-message-bytes')} oversized")
     assert d.alive(), d.log()[-3000:]
