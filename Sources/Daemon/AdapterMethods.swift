@@ -56,7 +56,9 @@ extension MethodTable {
                     (adapter, steps) = try AdapterCheckpoints.read(URL(fileURLWithPath: path),
                                                                    config: model.flow.transformer.config, alpha: alpha)
                 } catch {
-                    throw RPCError.invalidParams("\"path\" \(path) is not a LoRA adapter of model \(model.name): \(error)")
+                    let what = "\(error)".contains("non-finite") ? "holds values that are not finite (NaN or infinite)"
+                        : "is not a LoRA adapter of model \(model.name)"
+                    throw RPCError.invalidParams("\"path\" \(path) \(what); nothing was changed: \(error)")
                 }
                 model.flow.transformer.adapter = adapter
                 model.adapterReplaced(steps: steps)

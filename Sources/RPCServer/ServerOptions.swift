@@ -44,8 +44,8 @@ public struct ServerOptions: Sendable {
         """
           --socket PATH             socket path (default: \(socketHelp))
           --log-level LEVEL         error, warn, info (default) or debug
-          --max-connections N       simultaneous clients; past it a new client replaces the one idle
-                                    the longest (default 64)
+          --max-connections N       simultaneous clients; past it a new client takes the place of an
+                                    idle one, which is told why (default 64)
           --max-message-bytes N     largest accepted message (default 16777216)
           --max-batch N             requests in one batch (default 1000)
           --max-reply-bytes N       largest reply, a batch's replies together (default 67108864)

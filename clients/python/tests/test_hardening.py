@@ -594,3 +594,18 @@ def test_python_client_reconnects_after_its_idle_connection_was_closed(start):
         time.sleep(0.1)
         assert c.status()["queue"] == 0, "an idle client that lost its connection connects again"
         others[1].close()
+
+
+def test_the_limits_are_flags_in_the_help_and_the_protocol_page():
+    import re
+    import subprocess
+    from helpers import REPO, daemon_binary
+    help_text = subprocess.run([daemon_binary(), "--help"], capture_output=True, text=True, timeout=10).stdout
+    with open(os.path.join(REPO, "protocol", "README.md")) as f:
+        page = f.read()
+    limits = ["--max-connections", "--max-message-bytes", "--max-batch", "--max-reply-bytes", "--max-pending-bytes",
+              "--frame-timeout", "--max-queue", "--long-job-share"]
+    for flag in limits:
+        line = next((x for x in help_text.splitlines() if x.strip().startswith(flag + " ")), None)
+        assert line and re.search(r"\(default \d+\)", help_text[help_text.index(line):].split("\n  --")[0]), flag
+        assert f"| `{flag}` |" in page, f"{flag} is not in protocol/README.md's table of limits"
