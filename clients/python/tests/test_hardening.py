@@ -321,7 +321,10 @@ def test_big_batches_are_worked_in_slices_between_other_clients(daemon):
         lat.sort()
         print(f"20 × 1000 status in {elapsed:.2f} s; another client's status: median "
               f"{lat[len(lat) // 2] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms over {len(lat)} calls")
-        assert lat[-1] < 0.1, f"status waited {lat[-1] * 1000:.0f} ms behind a batch"
+        # The daemon's loop takes about 1 ms per slice (scripts/probe-hardening measures it); the bound
+        # leaves room for a loaded CI machine, and a whole batch on the loop took 0.75 s.
+        assert lat[-1] < 0.2, f"status waited {lat[-1] * 1000:.0f} ms behind a batch"
+        assert daemon.connect().call("status")["result"]["loop"]["longestTurnMs"] < 50
 
 
 def test_reply_size_is_capped_with_a_clear_error(start, contract):
