@@ -1,12 +1,14 @@
 import Foundation
 import Models
+import RPCServer
 import Tensors
 
 /// Where a model's adapter is checkpointed under `--state-dir`: `adapters/<model>.safetensors`, a PEFT
 /// LoRA file (the names and metadata `LoRAAdapter.save` writes) with the daemon's own metadata beside
 /// PEFT's: `erudiff.steps` (training steps the adapter has taken) and `erudiff.model_path`. Written
 /// atomically (temporary file, fsync, rename), so after `kill -9` the file is the last complete
-/// checkpoint; the daemon reloads it when it loads a model of that name.
+/// checkpoint; the daemon reloads it when it loads a model of that name (unless its values are not
+/// all finite: such a checkpoint is refused with a warning, and the model starts without an adapter).
 struct AdapterCheckpoints {
     let state: StateDirectory
     let model: String
@@ -29,12 +31,18 @@ struct AdapterCheckpoints {
         return url.path
     }
 
-    /// Writes `adapter` as a PEFT safetensors file that also records `steps`, atomically.
+    /// Writes `adapter` as a PEFT safetensors file that also records `steps`, atomically, mode 0600.
+    /// An adapter with NaN or infinite values (training that diverged) is not written: the file keeps
+    /// the last good one.
     static func write(_ adapter: LoRAAdapter, steps: Int, modelPath: String?, to url: URL) throws {
+        if let bad = adapter.nonFinite() {
+            throw RPCError.internalError("the adapter was not written to \(url.path): \(bad) (training diverged? "
+                                         + "try a lower learningRate); the file keeps what it held")
+        }
         var meta = ["format": "peft", "rank": String(adapter.rank), "alpha": String(adapter.alpha),
                     "target_modules": adapter.modules.joined(separator: ","), stepsKey: String(steps)]
         if let modelPath { meta[modelPathKey] = modelPath }
-        try SafeTensors.write(adapter.tensors, metadata: meta, to: url)
+        try SafeTensors.write(adapter.tensors, metadata: meta, to: url, permissions: 0o600)
     }
 
     /// The checkpointed adapter (enabled) and its steps.

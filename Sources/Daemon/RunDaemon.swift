@@ -26,6 +26,12 @@ public func runDaemon(arguments: [String]) -> Int32 {
         Parallel.threads = n
         BLAS.setThreads(n)
     }
+    do {
+        try SocketPath.refuseIfLive(options.server.socketPath, server: Engine.info.name)
+    } catch {
+        Log.error("\(error)")
+        return 2
+    }
     let engine = Engine(options: options)
     let methods = MethodTable.erudiff(engine)
     let models = engine.models, state = engine.state

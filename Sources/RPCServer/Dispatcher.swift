@@ -5,6 +5,17 @@ public protocol Peer: AnyObject {
     var peerID: Int { get }
     /// Frames and sends one message (a no-op once the connection is closed).
     func send(_ message: JSON)
+    /// Frames and sends one message already serialized (replies, whose size the dispatcher checks).
+    func send(serialized body: [UInt8])
+    /// False once the connection is closing: what it still sent is dropped, not run.
+    var isConnected: Bool { get }
+}
+
+extension Peer {
+    public func send(serialized body: [UInt8]) {
+        if let message = try? JSON.parse(body) { send(message) }
+    }
+    public var isConnected: Bool { true }
 }
 
 /// What the dispatcher needs from the process hosting it (the libuv server, or a test).
@@ -15,6 +26,37 @@ public protocol DispatcherHost: AnyObject {
     func peerIdle(_ peer: Peer)
     /// Open client connections, for `status`.
     var connectionCount: Int { get }
+    /// How busy the event loop has been (`status`'s `loop`), if the host measures it.
+    var loopStatus: JSON? { get }
+    /// Runs `work` off the loop thread (big messages are parsed there), then `completion` with its
+    /// result on the loop thread.
+    func background(_ work: @escaping () -> Any, completion: @escaping (Any) -> Void)
+    /// Calls `slice` on later turns of the loop, between reads of every client, until it returns true
+    /// (a batch is worked through a slice at a time).
+    func slices(_ slice: @escaping () -> Bool)
+}
+
+extension DispatcherHost {
+    public var loopStatus: JSON? { nil }
+    public func background(_ work: @escaping () -> Any, completion: @escaping (Any) -> Void) { completion(work()) }
+    public func slices(_ slice: @escaping () -> Bool) { while !slice() {} }
+}
+
+/// The dispatcher's limits on what one message may cost (`ServerOptions`).
+public struct DispatchLimits: Sendable {
+    /// Requests in one batch.
+    public var maxBatch = 1000
+    /// Bytes of one reply (a batch's replies together).
+    public var maxReplyBytes = 64 << 20
+    /// Messages at least this big are parsed off the loop thread.
+    public var offLoopBytes = 256 << 10
+    /// Loop time one slice of a batch may take.
+    public var sliceSeconds = 0.001
+
+    public init(maxBatch: Int = 1000, maxReplyBytes: Int = 64 << 20) {
+        self.maxBatch = maxBatch
+        self.maxReplyBytes = maxReplyBytes
+    }
 }
 
 /// What an application plugs into the server besides its methods.
@@ -40,6 +82,7 @@ public final class Dispatcher {
 
     public let methods: MethodTable
     public let scheduler: Scheduler
+    public let limits: DispatchLimits
     private let checkpoint: () -> [JSON]
     public weak var host: DispatcherHost?
     public let startTime = Date()
@@ -74,9 +117,11 @@ public final class Dispatcher {
     private var shutdownWaiters: [() -> Void] = []
 
     /// `checkpoint`: `ServerHooks.checkpoint`.
-    public init(methods: MethodTable, scheduler: Scheduler, checkpoint: @escaping () -> [JSON] = { [] }) {
+    public init(methods: MethodTable, scheduler: Scheduler, limits: DispatchLimits = DispatchLimits(),
+                checkpoint: @escaping () -> [JSON] = { [] }) {
         self.methods = methods
         self.scheduler = scheduler
+        self.limits = limits
         self.checkpoint = checkpoint
     }
 
@@ -84,46 +129,187 @@ public final class Dispatcher {
 
     // MARK: incoming
 
-    /// Handles one complete message body from `peer`.
-    public func receive(_ body: [UInt8], from peer: Peer) {
-        let json: JSON
-        do {
-            json = try JSON.parse(body)
-        } catch {
-            peer.send(RPCOutgoing.error(id: .null, .parseError("\(error)")))
-            return
-        }
-        if case .array(let items) = json {
-            guard !items.isEmpty else {
-                peer.send(RPCOutgoing.error(id: .null, .invalidRequest("an empty batch")))
-                return
-            }
-            let batch = Batch(count: items.count, peer: peer)
-            for (i, item) in items.enumerated() {
-                handle(item, from: peer) { batch.fill(i, $0) }
+    /// Handles one complete message body from `peer`; `done` is called (on the loop thread) once every
+    /// request in it has been dispatched — at once for a small message, later for a big one (parsed
+    /// off the loop) or a batch (dispatched a slice at a time between other clients' reads). The
+    /// connection hands over its next message only then, so a client's messages keep their order.
+    public func receive(_ body: [UInt8], from peer: Peer, done: @escaping () -> Void = {}) {
+        let limits = self.limits
+        if body.count >= limits.offLoopBytes, let host {
+            host.background({ Incoming(body, maxBatch: limits.maxBatch) }) { [weak self] incoming in
+                guard let self, peer.isConnected, let incoming = incoming as? Incoming else { done(); return }
+                self.receive(incoming, from: peer, done: done)
             }
         } else {
-            handle(json, from: peer) { if let r = $0 { peer.send(r) } }
+            receive(Incoming(body, maxBatch: limits.maxBatch), from: peer, done: done)
         }
     }
 
-    /// Collects the replies of one batch and sends them together; notifications leave no slot, and a
-    /// batch of notifications only gets no reply at all.
+    /// A message body as JSON, or why it is not one; a batch over the limit is counted, not parsed.
+    enum Incoming {
+        case message(JSON)
+        case parseError(String)
+        case batchTooLarge(Int)
+
+        init(_ body: [UInt8], maxBatch: Int) {
+            if let n = Incoming.batchLength(body), n > maxBatch {
+                self = .batchTooLarge(n)
+                return
+            }
+            do { self = .message(try JSON.parse(body)) } catch { self = .parseError("\(error)") }
+        }
+
+        /// The number of elements if `body` is an array at the top level (a cheap scan that trusts the
+        /// brackets and quotes; the parse finds any other fault), else nil.
+        static func batchLength(_ body: [UInt8]) -> Int? {
+            body.withUnsafeBufferPointer { b -> Int? in
+                var i = 0
+                while i < b.count, b[i] == 32 || b[i] == 9 || b[i] == 10 || b[i] == 13 { i += 1 }
+                guard i < b.count, b[i] == UInt8(ascii: "[") else { return nil }
+                var depth = 0, commas = 0, inString = false, sawElement = false
+                while i < b.count {
+                    let c = b[i]
+                    if inString {
+                        if c == UInt8(ascii: "\\") { i += 1 } else if c == UInt8(ascii: "\"") { inString = false }
+                    } else {
+                        switch c {
+                        case UInt8(ascii: "\""): inString = true; if depth == 1 { sawElement = true }
+                        case UInt8(ascii: "["), UInt8(ascii: "{"):
+                            if depth == 1 { sawElement = true }
+                            depth += 1
+                        case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                            depth -= 1
+                            if depth == 0 { return sawElement ? commas + 1 : 0 }
+                        case UInt8(ascii: ","): if depth == 1 { commas += 1 }
+                        case 32, 9, 10, 13: break
+                        default: if depth == 1 { sawElement = true }
+                        }
+                    }
+                    i += 1
+                }
+                return sawElement ? commas + 1 : 0
+            }
+        }
+    }
+
+    private func receive(_ incoming: Incoming, from peer: Peer, done: @escaping () -> Void) {
+        switch incoming {
+        case .parseError(let message):
+            peer.send(RPCOutgoing.error(id: .null, .parseError(message)))
+            done()
+        case .batchTooLarge(let n):
+            Log.warn("peer \(peer.peerID): refused a batch of \(n) requests (--max-batch \(limits.maxBatch))")
+            peer.send(RPCOutgoing.error(id: .null, .batchTooLarge(count: n, limit: limits.maxBatch)))
+            done()
+        case .message(.array(let items)):
+            guard !items.isEmpty else {
+                peer.send(RPCOutgoing.error(id: .null, .invalidRequest("an empty batch")))
+                done()
+                return
+            }
+            guard items.count <= limits.maxBatch else {
+                peer.send(RPCOutgoing.error(id: .null, .batchTooLarge(count: items.count, limit: limits.maxBatch)))
+                done()
+                return
+            }
+            runBatch(items, from: peer, done: done)
+        case .message(let json):
+            handle(json, from: peer) { [weak self] in if let r = $0 { self?.deliver(r, to: peer) } }
+            done()
+        }
+    }
+
+    /// Dispatches a batch's elements in slices of about `limits.sliceSeconds` of loop time; once the
+    /// replies passed `maxReplyBytes`, the elements not yet run are answered -32005 instead.
+    private func runBatch(_ items: [JSON], from peer: Peer, done: @escaping () -> Void) {
+        let batch = Batch(count: items.count, peer: peer, maxBytes: limits.maxReplyBytes)
+        var next = 0
+        let slice = limits.sliceSeconds
+        let work: () -> Bool = { [weak self] in
+            guard let self, peer.isConnected else { done(); return true }
+            let start = DispatchTime.now().uptimeNanoseconds
+            while next < items.count {
+                let i = next
+                next += 1
+                if batch.overflowed {
+                    batch.skip(i, items[i])
+                } else {
+                    self.handle(items[i], from: peer) { batch.fill(i, $0) }
+                }
+                if Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 >= slice && next < items.count { return false }
+            }
+            done()
+            return true
+        }
+        if let host { host.slices(work) } else { while !work() {} }
+    }
+
+    /// Serializes one reply and sends it, or -32005 in its place when it is over `maxReplyBytes`.
+    private func deliver(_ reply: JSON, to peer: Peer) {
+        let bytes = reply.serialized()
+        guard bytes.count > limits.maxReplyBytes else {
+            peer.send(serialized: bytes)
+            return
+        }
+        let id = reply["id"].flatMap(RPCID.init) ?? .null
+        Log.warn("peer \(peer.peerID): a reply of \(bytes.count) bytes is over --max-reply-bytes \(limits.maxReplyBytes)")
+        peer.send(RPCOutgoing.error(id: id, .replyTooLarge(bytes: bytes.count, limit: limits.maxReplyBytes)))
+    }
+
+    /// Collects the replies of one batch (serialized as they come, counting their bytes) and sends them
+    /// together; notifications leave no slot, and a batch of notifications only gets no reply at all.
     private final class Batch {
-        var slots: [JSON?]
+        var slots: [[UInt8]?]
         var remaining: Int
+        var bytes = 2
+        let maxBytes: Int
         let peer: Peer
-        init(count: Int, peer: Peer) {
+        /// The replies so far passed `maxBytes`.
+        private(set) var overflowed = false
+        init(count: Int, peer: Peer, maxBytes: Int) {
             slots = Array(repeating: nil, count: count)
             remaining = count
             self.peer = peer
+            self.maxBytes = maxBytes
         }
         func fill(_ i: Int, _ reply: JSON?) {
-            slots[i] = reply
+            if let reply {
+                var body = reply.serialized()
+                if bytes + body.count + 1 > maxBytes {
+                    let id = reply["id"].flatMap(RPCID.init) ?? .null
+                    body = RPCOutgoing.error(id: id, .replyTooLarge(bytes: body.count, limit: maxBytes)).serialized()
+                    if !overflowed {
+                        Log.warn("peer \(peer.peerID): a batch's replies passed --max-reply-bytes \(maxBytes)")
+                    }
+                    overflowed = true
+                }
+                bytes += body.count + 1
+                slots[i] = body
+            }
             remaining -= 1
             if remaining == 0 {
                 let replies = slots.compactMap { $0 }
-                if !replies.isEmpty { peer.send(.array(replies)) }
+                guard !replies.isEmpty else { return }
+                var out: [UInt8] = []
+                out.reserveCapacity(bytes)
+                out.append(UInt8(ascii: "["))
+                for (k, r) in replies.enumerated() {
+                    if k > 0 { out.append(UInt8(ascii: ",")) }
+                    out.append(contentsOf: r)
+                }
+                out.append(UInt8(ascii: "]"))
+                peer.send(serialized: out)
+            }
+        }
+        /// Element `i` is not run: the replies are already too big.
+        func skip(_ i: Int, _ item: JSON) {
+            switch RPCRequest.decode(item) {
+            case .request(let r) where r.id != nil:
+                fill(i, RPCOutgoing.error(id: r.id!, .replyTooLarge(bytes: nil, limit: maxBytes)))
+            case .invalid(let error, let id):
+                fill(i, RPCOutgoing.error(id: id, error))
+            default:
+                fill(i, nil)
             }
         }
     }
@@ -143,6 +329,7 @@ public final class Dispatcher {
 
     private func dispatch(_ request: RPCRequest, from peer: Peer, reply: @escaping (JSON?) -> Void) {
         let id = request.id
+        guard peer.isConnected else { reply(nil); return }
         func answer(_ result: Result<JSON, RPCError>) {
             guard let id else { reply(nil); return }
             switch result {
@@ -153,7 +340,7 @@ public final class Dispatcher {
 
         if lifecycle != .running && request.method != "exit" && request.method != "shutdown" {
             if !request.method.hasPrefix("$/") {
-                Log.debug("peer \(peer.peerID): \(request.method) refused after shutdown")
+                Log.debug("peer \(peer.peerID): \(RPCError.shortened(request.method)) refused after shutdown")
             }
             answer(.failure(.invalidRequest("the server has been shut down; only \"exit\" is accepted")))
             return
@@ -174,7 +361,7 @@ public final class Dispatcher {
         }
         guard let entry = methods.lookup(request.method) else {
             if id == nil {
-                if !request.method.hasPrefix("$/") { Log.debug("peer \(peer.peerID): unknown notification \(request.method)") }
+                if !request.method.hasPrefix("$/") { Log.debug("peer \(peer.peerID): unknown notification \(RPCError.shortened(request.method))") }
                 reply(nil)
             } else {
                 answer(.failure(.methodNotFound(request.method)))

@@ -46,8 +46,10 @@ public struct FrameParser {
     private var scanned = 0        // bytes after `start` already searched for a delimiter
     private var bodyLength: Int?   // LSP: header read, waiting for this many body bytes
 
-    public init(maxMessageBytes: Int) {
+    /// `framing`: already known (nil: chosen by the first byte fed).
+    public init(maxMessageBytes: Int, framing: Framing? = nil) {
         self.maxMessageBytes = maxMessageBytes
+        self.framing = framing
     }
 
     /// Bytes received but not yet part of a complete frame.

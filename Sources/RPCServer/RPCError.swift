@@ -38,6 +38,8 @@ public struct RPCError: Error, Equatable, CustomStringConvertible, Sendable {
     public static let busyCode = -32001
     public static let shuttingDownCode = -32003
     public static let tooLargeCode = -32004
+    public static let replyTooLargeCode = -32005
+    public static let frameTimeoutCode = -32006
 
     public static func parseError(_ detail: String) -> RPCError {
         RPCError(code: parseErrorCode, message: "Parse error: \(detail)")
@@ -45,8 +47,14 @@ public struct RPCError: Error, Equatable, CustomStringConvertible, Sendable {
     public static func invalidRequest(_ detail: String) -> RPCError {
         RPCError(code: invalidRequestCode, message: "Invalid Request: \(detail)")
     }
+    /// Names the method, cut to its first 64 characters (a hostile name is not echoed whole).
     public static func methodNotFound(_ method: String) -> RPCError {
-        RPCError(code: methodNotFoundCode, message: "Method not found: \(method)")
+        RPCError(code: methodNotFoundCode, message: "Method not found: \(shortened(method))")
+    }
+    /// At most `limit` characters of `text`; a longer one ends in "… (N bytes)".
+    public static func shortened(_ text: String, limit: Int = 64) -> String {
+        guard text.utf8.count > limit else { return text }
+        return String(text.prefix(limit)) + "… (\(text.utf8.count) bytes)"
     }
     /// Names the parameter and says what was expected.
     public static func invalidParams(_ detail: String) -> RPCError {
@@ -56,11 +64,29 @@ public struct RPCError: Error, Equatable, CustomStringConvertible, Sendable {
         RPCError(code: internalErrorCode, message: "Internal error: \(detail)")
     }
     public static let requestCancelled = RPCError(code: requestCancelledCode, message: "Request cancelled")
-    public static func busy(_ detail: String) -> RPCError {
-        RPCError(code: busyCode, message: "Server busy: \(detail)")
+    public static func busy(_ detail: String, data: JSON? = nil) -> RPCError {
+        RPCError(code: busyCode, message: "Server busy: \(detail)", data: data)
     }
     public static func shuttingDown(_ detail: String = "the daemon is shutting down") -> RPCError {
         RPCError(code: shuttingDownCode, message: "Shutting down: \(detail)")
+    }
+    public static func batchTooLarge(count: Int, limit: Int) -> RPCError {
+        RPCError(code: invalidRequestCode,
+                 message: "Invalid Request: a batch of \(count) requests; the limit is \(limit) (--max-batch): send fewer at once",
+                 data: ["maxBatch": .int(Int64(limit)), "batch": .int(Int64(count))])
+    }
+    /// A reply of `bytes` (nil: a batch whose replies together passed the limit) over `--max-reply-bytes`.
+    public static func replyTooLarge(bytes: Int?, limit: Int) -> RPCError {
+        let what = bytes.map { "the reply is \($0) bytes" } ?? "the batch's replies passed that size before this one, which was not run"
+        var data: [String: JSON] = ["maxReplyBytes": .int(Int64(limit))]
+        if let bytes { data["bytes"] = .int(Int64(bytes)) }
+        return RPCError(code: replyTooLargeCode, message: "Reply too large: \(what); the limit is \(limit) bytes (--max-reply-bytes)",
+                        data: .object(data))
+    }
+    public static func frameTimeout(seconds: Int) -> RPCError {
+        RPCError(code: frameTimeoutCode,
+                 message: "Frame timeout: a message was not completed within \(seconds) s of its first byte (--frame-timeout \(seconds)); closing the connection",
+                 data: ["frameTimeout": .int(Int64(seconds))])
     }
     public static func tooLarge(limit: Int) -> RPCError {
         RPCError(code: tooLargeCode, message: "Message too large: the limit is \(limit) bytes",

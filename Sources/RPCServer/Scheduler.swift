@@ -1,13 +1,21 @@
 import Foundation
 
 /// Runs jobs on ONE worker thread (the numeric code brings its own threads; two jobs at once would only
-/// fight over the cores), one unit at a time, sharing the worker's time fairly among all admitted jobs:
-/// the next unit is the one of the job that has used the least worker time so far (a job admitted
-/// later starts level with the least served one), so a one-image `sample` of 25 ms steps runs many
-/// steps for each 600 ms step of a training job instead of waiting a whole training step per step,
-/// and units of equal cost alternate round-robin. Cancelled jobs are stopped first. The loop thread
-/// submits and cancels; the worker reports through a locked event list that the loop drains completely
-/// whenever `wake` fires (`uv_async_send` coalesces several wakes into one callback).
+/// fight over the cores), one unit at a time, sharing the worker's time between all admitted jobs:
+///
+/// - Jobs are *short* until they have used `longAfter` seconds of worker time (2 s), then *long*.
+/// - While both kinds wait, long jobs together get `longShare` of the worker's time (default half)
+///   and short jobs the rest, counted in worker seconds: a flood of short jobs cannot starve a long
+///   training run, and a long run cannot hold up a one-image `sample`. A kind with nothing to run lends
+///   its share to the other and earns no credit meanwhile.
+/// - Within a kind, the next unit is the one of the job that has used the least worker time so far
+///   (a job admitted later, or just turned long, starts level with the least served one of its
+///   kind), so a one-image `sample` of 25 ms steps runs many steps for each 600 ms step of another
+///   job, and units of equal cost alternate round-robin.
+///
+/// Cancelled jobs are stopped first. The loop thread submits and cancels; the worker reports through
+/// a locked event list that the loop drains completely whenever `wake` fires (`uv_async_send`
+/// coalesces several wakes into one callback).
 public final class Scheduler: @unchecked Sendable {
     public enum Event {
         case progress(job: Int, fraction: Double, message: String?)
@@ -35,8 +43,11 @@ public final class Scheduler: @unchecked Sendable {
         var context: JobContext!
         var cancelled: JobStopReason?
         var started = false
-        /// Worker seconds used, offset so that it starts level with the least served job.
+        /// Worker seconds used, offset so that it starts level with the least served job of its kind.
         var served = 0.0
+        /// Worker seconds used.
+        var used = 0.0
+        var isLong = false
         var fraction = 0.0
         var message: String?
         init(id: Int, method: String, job: Job) {
@@ -48,6 +59,12 @@ public final class Scheduler: @unchecked Sendable {
 
     public let maxJobs: Int
     public let checkpointEvery: Int
+    /// Share of the worker's time that long jobs keep while short ones wait (0 < longShare < 1).
+    public let longShare: Double
+    /// Worker seconds after which a job counts as long.
+    public let longAfter: Double
+    /// Worker seconds each kind (short, long) was given, divided by its share: the kind behind runs next.
+    private var kindClock = [0.0, 0.0]
 
     private let cond = NSCondition()
     private var queue: [Entry] = []          // admitted jobs in order of admission (the running one excluded)
@@ -67,9 +84,13 @@ public final class Scheduler: @unchecked Sendable {
     /// `afterWork` runs on the worker after tasks and stopped jobs, and after units at most every 20 ms
     /// (`ServerHooks.afterWork`); `wake` is called from the worker thread after events were added
     /// (thread-safe, e.g. uv_async_send).
-    public init(maxJobs: Int, checkpointEvery: Int, afterWork: @escaping () -> Void = {}, wake: @escaping () -> Void) {
+    public init(maxJobs: Int, checkpointEvery: Int, longShare: Double = 0.5, longAfter: Double = 2,
+                afterWork: @escaping () -> Void = {}, wake: @escaping () -> Void) {
+        precondition(longShare > 0 && longShare < 1, "longShare must lie in (0, 1)")
         self.maxJobs = maxJobs
         self.checkpointEvery = checkpointEvery
+        self.longShare = longShare
+        self.longAfter = longAfter
         self.afterWork = afterWork
         self.wake = wake
     }
@@ -101,7 +122,7 @@ public final class Scheduler: @unchecked Sendable {
             defer { self.cond.unlock() }
             return e.cancelled != nil
         }
-        e.served = (queue.map(\.served) + (current.map { [$0.served] } ?? [])).min() ?? 0
+        e.served = leastServed(long: false) ?? 0
         queue.append(e)
         cond.signal()
         return e.id
@@ -161,6 +182,7 @@ public final class Scheduler: @unchecked Sendable {
                 "id": .int(Int64(e.id)), "method": .string(e.method), "progress": .double(e.fraction),
                 "state": .string(e === current ? "running" : e.started ? "paused" : "queued"),
                 "units": .int(Int64(e.context.units)),
+                "workerMs": .int(Int64(e.used * 1000)), "kind": .string(e.isLong ? "long" : "short"),
             ]
             if let m = e.message { o["message"] = .string(m) }
             return .object(o)
@@ -216,13 +238,32 @@ public final class Scheduler: @unchecked Sendable {
         wake()
     }
 
-    /// The entry to run next (lock held, queue not empty): a cancelled one first, else the least served
-    /// (the earliest admitted among equals).
+    /// The least `served` among the admitted jobs of a kind (lock held).
+    private func leastServed(long: Bool) -> Double? {
+        var all = queue.filter { $0.isLong == long }
+        if let c = current, c.isLong == long { all.append(c) }
+        return all.map(\.served).min()
+    }
+
+    /// The entry to run next (lock held, queue not empty): a cancelled one first; else of the kind whose
+    /// clock is behind (the only kind if one has nothing to run: the idle one's clock catches up, so it
+    /// banks no credit), the least served (the earliest admitted among equals).
     private func nextIndex() -> Int {
         if let i = queue.firstIndex(where: { $0.cancelled != nil }) { return i }
-        var best = 0
-        for i in queue.indices.dropFirst() where queue[i].served < queue[best].served { best = i }
-        return best
+        let hasShort = queue.contains { !$0.isLong }, hasLong = queue.contains { $0.isLong }
+        let long: Bool
+        if hasShort && hasLong {
+            long = kindClock[1] < kindClock[0]
+        } else {
+            long = hasLong
+            let active = long ? 1 : 0
+            kindClock[1 - active] = max(kindClock[1 - active], kindClock[active])
+        }
+        var best: Int?
+        for i in queue.indices where queue[i].isLong == long {
+            if best == nil || queue[i].served < queue[best!].served { best = i }
+        }
+        return best!
     }
 
     private func workerLoop() {
@@ -277,9 +318,7 @@ public final class Scheduler: @unchecked Sendable {
 
             let unitStart = Date()
             let result = Result { try e.job.step(e.context) }
-            let unitSeconds = Date().timeIntervalSince(unitStart)
             cond.lock()
-            e.served += unitSeconds
             e.context.units += 1
             let units = e.context.units
             // A unit that threw RequestCancelled after a cancel was asked counts as a cancellation.
@@ -306,7 +345,20 @@ public final class Scheduler: @unchecked Sendable {
                 lastRefresh = now
             }
 
+            // The job is charged the unit and what followed from it (checkpoint, hook): all the worker
+            // time it cost, so the shares hold in wall-clock time.
+            let unitSeconds = Date().timeIntervalSince(unitStart)
             cond.lock()
+            e.served += unitSeconds
+            e.used += unitSeconds
+            kindClock[e.isLong ? 1 : 0] += unitSeconds / (e.isLong ? longShare : 1 - longShare)
+            if !e.isLong && e.used >= longAfter {
+                // Now long: level with the least served long job, so it neither jumps ahead of them
+                // nor waits for the time they had before it.
+                let level = leastServed(long: true)
+                e.isLong = true
+                e.served = max(e.served, level ?? e.served)
+            }
             current = nil
             trimNeeded = true
             switch result {

@@ -2,7 +2,15 @@ import CUV
 import Foundation
 
 /// The libuv side of the server: the listening socket, client connections, the worker's wake-up
-/// handle, signals and timers. Everything runs on the thread that calls `run` (the loop thread).
+/// handle, signals and timers, the slices of batches between reads and a helper thread for work too
+/// big for the loop (parsing big messages, trimming the heap). Everything here runs on the thread that
+/// calls `run` (the loop thread).
+///
+/// Room for clients: at `--max-connections`, a new client takes the place of the connection idle the
+/// longest (nothing owed to it, nothing of it waiting), which first gets a -32001 error saying so; if
+/// every connection is busy the new client gets that error and is closed. Unfinished frames older than
+/// `--frame-timeout` get -32006 and their connection is closed; past `--max-pending-bytes` of unfinished
+/// frames the server stops reading from the clients that hold them (the bytes wait in the kernel).
 public final class Server: DispatcherHost {
     public let options: ServerOptions
     public let info: ServerInfo
@@ -14,6 +22,21 @@ public final class Server: DispatcherHost {
     private var signalHandles: [UnsafeMutablePointer<uv_signal_t>] = []
     private var ticker: UnsafeMutablePointer<uv_timer_t>?
     private var deadline: UnsafeMutablePointer<uv_timer_t>?
+    private var idler: UnsafeMutablePointer<uv_idle_t>?
+    private var turnStart: UnsafeMutablePointer<uv_check_t>?
+    private var turnEnd: UnsafeMutablePointer<uv_prepare_t>?
+    /// When the loop's current turn began (after its wait for I/O), and the longest turn so far.
+    private var turnBegan: UInt64 = 0
+    private var longestTurnNs: UInt64 = 0
+    private var slowTurns = 0
+    private var helperWake: UnsafeMutablePointer<uv_async_t>?
+    private var helper: HelperThread?
+    private var helperCompletions: [Int: (Any) -> Void] = [:]
+    private var nextHelperID = 1
+    private var slicers: [() -> Bool] = []
+    /// Bytes of big buffers freed since the heap was last trimmed, and when the last was noted.
+    private var churn = 0
+    private var lastChurn: UInt64 = 0
     private var connections: [Int: Connection] = [:]
     private var nextPeerID = 1
     private var socketIdentity: SocketPath.FileIdentity?
@@ -22,7 +45,11 @@ public final class Server: DispatcherHost {
     private var signalCount = 0
     public private(set) var exitCode: Int32 = 0
 
-    public var connectionCount: Int { connections.count }
+    /// Clients connected (not counting connections being closed).
+    public var connectionCount: Int { connections.values.reduce(0) { $0 + ($1.isConnected ? 1 : 0) } }
+
+    /// The loop's clock in milliseconds.
+    var now: UInt64 { uv_now(loop) }
 
     /// Builds the scheduler and the dispatcher around a fresh libuv loop.
     public init(options: ServerOptions, info: ServerInfo, methods: MethodTable, hooks: ServerHooks = ServerHooks()) {
@@ -32,8 +59,11 @@ public final class Server: DispatcherHost {
         let wake = UnsafeMutablePointer<uv_async_t>.allocate(capacity: 1)
         wakeHandle = wake
         let scheduler = Scheduler(maxJobs: options.maxQueue, checkpointEvery: options.checkpointEvery,
+                                  longShare: Double(options.longJobShare) / 100,
                                   afterWork: hooks.afterWork) { uv_async_send(wake) }
-        dispatcher = Dispatcher(methods: methods, scheduler: scheduler, checkpoint: hooks.checkpoint)
+        dispatcher = Dispatcher(methods: methods, scheduler: scheduler,
+                                limits: DispatchLimits(maxBatch: options.maxBatch, maxReplyBytes: options.maxReplyBytes),
+                                checkpoint: hooks.checkpoint)
         dispatcher.host = self
     }
 
@@ -57,6 +87,25 @@ public final class Server: DispatcherHost {
         }
 
         try listen()
+        let hw = UnsafeMutablePointer<uv_async_t>.allocate(capacity: 1)
+        uv_async_init(loop, hw, uvOnHelper)
+        hw.pointee.data = me
+        helperWake = hw
+        helper = HelperThread { uv_async_send(hw) }
+        let check = UnsafeMutablePointer<uv_check_t>.allocate(capacity: 1)
+        uv_check_init(loop, check)
+        check.pointee.data = me
+        uv_check_start(check, uvOnTurnStart)
+        turnStart = check
+        let prepare = UnsafeMutablePointer<uv_prepare_t>.allocate(capacity: 1)
+        uv_prepare_init(loop, prepare)
+        prepare.pointee.data = me
+        uv_prepare_start(prepare, uvOnTurnEnd)
+        turnEnd = prepare
+        let idle = UnsafeMutablePointer<uv_idle_t>.allocate(capacity: 1)
+        uv_idle_init(loop, idle)
+        idle.pointee.data = me
+        idler = idle
         let t = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
         uv_timer_init(loop, t)
         t.pointee.data = me
@@ -87,7 +136,7 @@ public final class Server: DispatcherHost {
         chmod(path, 0o600)
         socketIdentity = SocketPath.identity(path)
         let stream = UnsafeMutableRawPointer(l).assumingMemoryBound(to: uv_stream_t.self)
-        let lr = uv_listen(stream, 128, uvOnConnection)
+        let lr = uv_listen(stream, 1024, uvOnConnection)
         guard lr == 0 else {
             throw SocketPath.Refusal(description: "cannot listen on \(path): \(String(cString: uv_strerror(lr)))")
         }
@@ -121,21 +170,117 @@ public final class Server: DispatcherHost {
             uv_close(handle, uvFreeOnClose)
             return
         }
-        guard connections.count < options.maxConnections else {
-            Log.warn("refused a connection: \(connections.count) clients connected (--max-connections \(options.maxConnections))")
-            uv_close(handle, uvFreeOnClose)
-            return
-        }
-        let c = Connection(peerID: nextPeerID, pipe: pipe, server: self, maxMessageBytes: options.maxMessageBytes)
+        let c = Connection(peerID: nextPeerID, pipe: pipe, server: self, maxMessageBytes: options.maxMessageBytes, now: now)
         nextPeerID += 1
         connections[c.peerID] = c
+        if connectionCount > options.maxConnections && !makeRoom(for: c) {
+            Log.warn("refused a connection: \(options.maxConnections) clients connected, each with a request in progress "
+                     + "(--max-connections \(options.maxConnections))")
+            c.sendAndClose(.busy("\(options.maxConnections) clients are connected, each with a request in progress; "
+                                 + "retry later (--max-connections \(options.maxConnections))",
+                                 data: ["maxConnections": .int(Int64(options.maxConnections))]))
+            return
+        }
         Log.debug("peer \(c.peerID): connected")
         c.start()
+    }
+
+    /// Closes an idle connection (nothing owed to it, nothing of it waiting, no request of it on the
+    /// way), telling it why, to make room for `newcomer`: first one that never sent a whole message (a
+    /// stuck `socat`, a half-sent frame), the idlest first; else the one idle the longest. False when
+    /// every other connection is busy.
+    private func makeRoom(for newcomer: Connection) -> Bool {
+        let idle = connections.values.filter { $0 !== newcomer && $0.isIdle }
+            .sorted { ($0.hasSpoken ? 1 : 0, $0.lastActivity, $0.peerID) < ($1.hasSpoken ? 1 : 0, $1.lastActivity, $1.peerID) }
+        guard let victim = idle.first(where: { $0.isPausedForBudget || !$0.hasInputWaiting }) else { return false }
+        let seconds = Double(now - victim.lastActivity) / 1000
+        Log.info("peer \(victim.peerID): closed after \(String(format: "%.1f", seconds)) s idle to make room for a new client "
+                 + "(--max-connections \(options.maxConnections))")
+        victim.sendAndClose(.busy("closing this connection, idle for \(String(format: "%.1f", seconds)) s, to make room "
+                                  + "for a new client (--max-connections \(options.maxConnections)); connect again when needed",
+                                  data: ["maxConnections": .int(Int64(options.maxConnections))]))
+        return true
     }
 
     func connectionClosed(_ c: Connection) {
         connections.removeValue(forKey: c.peerID)
         if exiting && connections.isEmpty { closeEverything() }
+    }
+
+    // MARK: the loop's own time
+
+    func turnStarted() { turnBegan = DispatchTime.now().uptimeNanoseconds }
+
+    /// A turn of the loop ended (it is about to wait for I/O): how long the loop was busy, for `status`
+    /// (a turn over 20 ms is logged at debug level).
+    func turnEnded() {
+        guard turnBegan > 0 else { return }
+        let ns = DispatchTime.now().uptimeNanoseconds - turnBegan
+        longestTurnNs = max(longestTurnNs, ns)
+        if ns > 20_000_000 {
+            slowTurns += 1
+            Log.debug("the event loop was busy for \(ns / 1_000_000) ms in one turn")
+        }
+    }
+
+    public var loopStatus: JSON? {
+        ["longestTurnMs": .double((Double(longestTurnNs) / 1e4).rounded() / 100), "turnsOver20ms": .int(Int64(slowTurns))]
+    }
+
+    // MARK: budgets
+
+    /// Bytes of unfinished frames and undispatched messages held for all clients.
+    var bufferedBytes: Int { connections.values.reduce(0) { $0 + $1.bufferedBytes } }
+
+    /// More is held than `--max-pending-bytes`.
+    var overBudget: Bool { bufferedBytes > options.maxPendingBytes }
+
+    /// A big buffer was freed (a message, a reply, a dropped frame): the heap is trimmed once they settle.
+    func noteChurn(_ bytes: Int) {
+        churn += bytes
+        lastChurn = now
+    }
+
+    // MARK: the helper thread and slices (DispatcherHost)
+
+    public func background(_ work: @escaping () -> Any, completion: @escaping (Any) -> Void) {
+        guard let helper, !everythingClosed else { completion(work()); return }
+        let id = nextHelperID
+        nextHelperID += 1
+        helperCompletions[id] = completion
+        helper.submit(id: id, work)
+    }
+
+    func helperWoke() {
+        guard let helper else { return }
+        for (id, result) in helper.takeResults() {
+            helperCompletions.removeValue(forKey: id)?(result)
+        }
+    }
+
+    public func slices(_ slice: @escaping () -> Bool) {
+        guard let idler, !everythingClosed else { while !slice() {} ; return }
+        slicers.append(slice)
+        if slicers.count == 1 { uv_idle_start(idler, uvOnIdle) }
+    }
+
+    /// Once per turn of the loop (after its reads): a slice of each batch being worked, round-robin,
+    /// for at most 2 ms in all; the ones not reached go first next turn.
+    func runSlices() {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let turn = slicers
+        slicers = []
+        var unfinished: [() -> Bool] = []
+        var notReached: [() -> Bool] = []
+        for (i, slice) in turn.enumerated() {
+            if i > 0 && DispatchTime.now().uptimeNanoseconds - start > 2_000_000 {
+                notReached = Array(turn[i...])
+                break
+            }
+            if !slice() { unfinished.append(slice) }
+        }
+        slicers = notReached + unfinished + slicers
+        if slicers.isEmpty, let idler { uv_idle_stop(idler) }
     }
 
     public func peerIdle(_ peer: Peer) {
@@ -149,7 +294,18 @@ public final class Server: DispatcherHost {
     }
 
     func tick() {
-        for c in connections.values where c.state == .halfClosed { c.checkHangUp() }
+        let t = now
+        for c in Array(connections.values) { c.tick(now: t, frameTimeout: options.frameTimeout) }
+        if !overBudget {
+            for c in connections.values where c.isPausedForBudget { c.updateReading() }
+        }
+        // Big buffers were freed: hand the memory back to the system once they settle (no batch in
+        // slices, no big write queued, nothing noted for 200 ms), on the helper thread.
+        if churn >= 16 << 20, slicers.isEmpty, t >= lastChurn + 200,
+           connections.values.allSatisfy({ $0.writeQueueBytes < 1 << 20 }) {
+            churn = 0
+            background({ Memory.trim(); return () }, completion: { _ in })
+        }
     }
 
     func signalled(_ signum: Int32) {
@@ -210,6 +366,13 @@ public final class Server: DispatcherHost {
         signalHandles = []
         close(ticker); ticker = nil
         close(deadline); deadline = nil
+        close(idler); idler = nil
+        close(turnStart); turnStart = nil
+        close(turnEnd); turnEnd = nil
+        slicers = []
+        helper?.stop()
+        helperWoke()
+        close(helperWake); helperWake = nil
     }
 
     /// libuv unlinks a bound pipe's path when the handle closes, whoever's file is there by then; the

@@ -7,8 +7,22 @@ public struct ServerOptions: Sendable {
     public let defaultSocketPath: String
     public var socketPath: String
     public var logLevel: Log.Level = .info
+    /// Clients connected at once. A new client past it takes the place of the connection idle the
+    /// longest (one that owes it no reply), which is told why before it is closed; with none idle,
+    /// the new client is told why and closed.
     public var maxConnections = 64
     public var maxMessageBytes = 16 << 20
+    /// Requests in one batch; a longer batch is one -32600 error.
+    public var maxBatch = 1000
+    /// Largest reply (a batch's replies together); a larger one is replaced by -32005.
+    public var maxReplyBytes = 64 << 20
+    /// Bytes of unfinished frames held for all clients together: past it the daemon stops reading
+    /// from the clients whose frames it holds (each may always have 64 KiB) until there is room.
+    public var maxPendingBytes = 64 << 20
+    /// Seconds a frame may take from its first byte to its last; then -32006 and the connection closes.
+    public var frameTimeout = 30
+    /// Percent of the worker's time that long jobs (past 2 s of worker time) keep while short ones wait.
+    public var longJobShare = 50
     /// Jobs admitted at once (running plus waiting); more get -32001 busy.
     public var maxQueue = 32
     /// Checkpointable jobs are checkpointed every this many units (an application's own long jobs may
@@ -30,8 +44,14 @@ public struct ServerOptions: Sendable {
         """
           --socket PATH             socket path (default: \(socketHelp))
           --log-level LEVEL         error, warn, info (default) or debug
-          --max-connections N       simultaneous clients (default 64)
+          --max-connections N       simultaneous clients; past it a new client takes the place of an
+                                    idle one, which is told why (default 64)
           --max-message-bytes N     largest accepted message (default 16777216)
+          --max-batch N             requests in one batch (default 1000)
+          --max-reply-bytes N       largest reply, a batch's replies together (default 67108864)
+          --max-pending-bytes N     unfinished frames held for all clients together (default 67108864)
+          --frame-timeout SECONDS   time from a frame's first byte to its last (default 30)
+          --long-job-share PERCENT  worker time kept by long jobs while short ones wait (default 50)
           --max-queue N             jobs admitted at once, running and waiting (default 32)
           --checkpoint-every N      checkpoint long jobs every N units, e.g. training steps (default 25)
           --enable-test-methods     serve the test/* diagnostics methods (for test suites)
@@ -50,6 +70,13 @@ public struct ServerOptions: Sendable {
             logLevel = l
         case "--max-connections": maxConnections = try args.positive(for: flag)
         case "--max-message-bytes": maxMessageBytes = try args.positive(for: flag)
+        case "--max-batch": maxBatch = try args.positive(for: flag)
+        case "--max-reply-bytes": maxReplyBytes = try args.positive(for: flag)
+        case "--max-pending-bytes": maxPendingBytes = try args.positive(for: flag)
+        case "--frame-timeout": frameTimeout = try args.positive(for: flag)
+        case "--long-job-share":
+            longJobShare = try args.positive(for: flag)
+            guard longJobShare < 100 else { throw UsageError("--long-job-share needs a percentage in 1...99, got \(longJobShare)") }
         case "--max-queue": maxQueue = try args.positive(for: flag)
         case "--checkpoint-every": checkpointEvery = try args.positive(for: flag)
         case "--enable-test-methods": enableTestMethods = true

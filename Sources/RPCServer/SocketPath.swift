@@ -36,6 +36,15 @@ public enum SocketPath {
         }
     }
 
+    /// Throws when a daemon answers on `path` already: checked before anything slow (loading models),
+    /// so a second daemon says so at once instead of after it loaded its models.
+    public static func refuseIfLive(_ path: String, server: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK, probe(path) == 0 else { return }
+        throw Refusal(description: "another \(server) is already listening on \(path); stop it first "
+                      + "(request shutdown, then exit) or choose another --socket")
+    }
+
     private static func makeDirectory(_ dir: String, isDefault: Bool) throws {
         var st = stat()
         if stat(dir, &st) != 0 {

@@ -60,6 +60,22 @@ func uvOnSignal(_ handle: UnsafeMutablePointer<uv_signal_t>?, _ signum: Int32) {
     serverOf(UnsafeMutableRawPointer(handle))?.signalled(signum)
 }
 
+func uvOnIdle(_ handle: UnsafeMutablePointer<uv_idle_t>?) {
+    serverOf(UnsafeMutableRawPointer(handle))?.runSlices()
+}
+
+func uvOnHelper(_ handle: UnsafeMutablePointer<uv_async_t>?) {
+    serverOf(UnsafeMutableRawPointer(handle))?.helperWoke()
+}
+
+func uvOnTurnStart(_ handle: UnsafeMutablePointer<uv_check_t>?) {
+    serverOf(UnsafeMutableRawPointer(handle))?.turnStarted()
+}
+
+func uvOnTurnEnd(_ handle: UnsafeMutablePointer<uv_prepare_t>?) {
+    serverOf(UnsafeMutableRawPointer(handle))?.turnEnded()
+}
+
 func uvOnTick(_ handle: UnsafeMutablePointer<uv_timer_t>?) {
     serverOf(UnsafeMutableRawPointer(handle))?.tick()
 }

@@ -20,7 +20,8 @@ final class MappedFile: @unchecked Sendable {
 
     /// Maps the regular file at `path`; `fail` turns a problem description into the error to throw.
     init(path: String, fail: (String) -> Error) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking: a FIFO at the path must fail the regular-file check below, not block in open().
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         if fd < 0 { throw fail("cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()

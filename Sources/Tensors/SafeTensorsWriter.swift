@@ -12,7 +12,7 @@ extension SafeTensors {
     /// duplicate names, the reserved name `__metadata__` or NUL characters in names or metadata, and
     /// `AtomicFileError` when the file system fails.
     public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:],
-                             to url: URL) throws {
+                             to url: URL, permissions: mode_t = 0o644) throws {
         func invalid(_ problem: String) -> SafeTensorsError {
             SafeTensorsError(path: url.path, kind: .invalidArgument, problem: problem)
         }
@@ -29,7 +29,7 @@ extension SafeTensors {
 
         let header = try headerJSON(sorted, metadata: metadata, sortedBy: byBytes, invalid: invalid)
         let padded = (8 + header.count + 7) / 8 * 8 - 8
-        try AtomicFile.write(to: url) { out in
+        try AtomicFile.write(to: url, permissions: permissions) { out in
             var n = UInt64(padded).littleEndian
             try withUnsafeBytes(of: &n) { try out.write($0) }
             try header.withUnsafeBytes { try out.write($0) }

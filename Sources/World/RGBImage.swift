@@ -25,7 +25,8 @@ public struct RGBImage: Hashable, Sendable {
         pixels = p
     }
 
-    /// An image from floats in [-1, 1], HWC (the model's scale); values outside are clamped.
+    /// An image from floats in [-1, 1], HWC (the model's scale); values outside are clamped, and NaN
+    /// (a model whose weights went bad) becomes 0 rather than a trap.
     public init(signedUnit p: UnsafePointer<Float>, width: Int, height: Int) {
         precondition(width > 0 && height > 0, "image size \(width)×\(height)")
         self.width = width; self.height = height
@@ -33,7 +34,7 @@ public struct RGBImage: Hashable, Sendable {
         pixels = [UInt8](unsafeUninitializedCapacity: n) { buf, count in
             for i in 0..<n {
                 let v = (p[i] + 1) * 127.5
-                buf[i] = UInt8(min(max(v, 0), 255).rounded())
+                buf[i] = v.isNaN ? 0 : UInt8(min(max(v, 0), 255).rounded())
             }
             count = n
         }

@@ -115,6 +115,34 @@ final class FluxLoRATests: XCTestCase {
         }
     }
 
+    /// Issue 35: an adapter with a NaN or infinite value is refused at load (a model with it draws NaN
+    /// images), naming the tensor; so is a non-finite alpha.
+    func testNonFiniteAdapterIsRefused() throws {
+        let f = try FluxFixture("flux-b")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flux-lora-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for poison in [Float.nan, .infinity, -.infinity] {
+            let lora = try LoRAAdapter.initialized(config: f.model.config, rank: 2, alpha: 2, seed: 7)
+            XCTAssertNil(lora.nonFinite())
+            let (name, t) = lora.tensors[3]
+            t.data[5] = poison
+            XCTAssertNotNil(lora.nonFinite())
+            let url = dir.appendingPathComponent("poison.safetensors")
+            try lora.save(to: url)
+            XCTAssertThrowsError(try LoRAAdapter.load(from: url, config: f.model.config)) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains("non-finite") && text.contains(name) && text.contains("index 5"), text)
+            }
+        }
+        let lora = try LoRAAdapter.initialized(config: f.model.config, rank: 2, alpha: 2, seed: 7)
+        let url = dir.appendingPathComponent("alpha.safetensors")
+        try SafeTensors.write(lora.tensors, metadata: ["alpha": "nan"], to: url)
+        XCTAssertThrowsError(try LoRAAdapter.load(from: url, config: f.model.config)) { error in
+            XCTAssertTrue("\(error)".contains("alpha"), "\(error)")
+        }
+    }
+
     /// An adapter file with a tensor the model does not have, a wrong shape or a half pair is refused,
     /// naming each offending tensor.
     func testBadAdapterFile() throws {

@@ -74,14 +74,16 @@ final class DispatcherHarness {
     let app = ToyApplication()
     let stateDir: String
 
-    init(maxQueue: Int = 32, checkpointEvery: Int = 10, testMethods: Bool = true) {
+    init(maxQueue: Int = 32, checkpointEvery: Int = 10, testMethods: Bool = true, limits: DispatchLimits = DispatchLimits(),
+         longShare: Double = 0.5, longAfter: Double = 2) {
         stateDir = NSTemporaryDirectory() + "rpcserver-tests-\(getpid())-\(UUID().uuidString)"
         var o = ServerOptions(runtimeDirectory: "rpcserver-tests", socketName: "toyd.sock")
         o.maxQueue = maxQueue
         o.checkpointEvery = checkpointEvery
-        let scheduler = Scheduler(maxJobs: maxQueue, checkpointEvery: checkpointEvery, afterWork: app.hooks.afterWork) {}
+        let scheduler = Scheduler(maxJobs: maxQueue, checkpointEvery: checkpointEvery, longShare: longShare,
+                                  longAfter: longAfter, afterWork: app.hooks.afterWork) {}
         dispatcher = Dispatcher(methods: app.methods(options: o, testMethods: testMethods, stateDir: stateDir),
-                                scheduler: scheduler, checkpoint: app.hooks.checkpoint)
+                                scheduler: scheduler, limits: limits, checkpoint: app.hooks.checkpoint)
         dispatcher.host = host
         scheduler.start()
     }

@@ -14,7 +14,7 @@ final class ServerOptionsTests: XCTestCase {
     func testEveryFlagInTheUsageIsRead() throws {
         let usage = ServerOptions(runtimeDirectory: "toy", socketName: "toyd.sock").usage
         let flags = usage.split(separator: "\n").compactMap { $0.split(separator: " ").first }.filter { $0.hasPrefix("--") }
-        XCTAssertEqual(flags.count, 7, usage)
+        XCTAssertEqual(flags.count, 12, usage)
         for flag in flags.map(String.init) {
             let value = flag == "--socket" ? "/tmp/t.sock" : flag == "--log-level" ? "debug" : "3"
             XCTAssertNoThrow(try parse(flag == "--enable-test-methods" ? [flag] : [flag, value]), flag)
@@ -32,12 +32,15 @@ final class ServerOptionsTests: XCTestCase {
         XCTAssertEqual(d.socketPath, d.defaultSocketPath)
         XCTAssertTrue(d.socketPath.hasSuffix("/toyd.sock"))
         XCTAssertEqual([d.maxConnections, d.maxMessageBytes, d.maxQueue, d.checkpointEvery], [64, 16 << 20, 32, 25])
+        XCTAssertEqual([d.maxBatch, d.maxReplyBytes, d.maxPendingBytes, d.frameTimeout, d.longJobShare],
+                       [1000, 64 << 20, 64 << 20, 30, 50])
         XCTAssertFalse(d.enableTestMethods)
     }
 
     func testBadFlagsSayWhatIsWrong() {
         for (args, needle) in [(["--max-queue", "0"], "positive integer"), (["--log-level", "loud"], "--log-level"),
                                (["--frobnicate"], "unknown option \"--frobnicate\""), (["--socket"], "needs a value"),
+                               (["--long-job-share", "100"], "1...99"), (["--max-batch", "-1"], "positive integer"),
                                (["--socket", "/tmp/" + String(repeating: "x", count: 120)], "at most 107")] {
             XCTAssertThrowsError(try parse(args), "\(args)") {
                 XCTAssertTrue("\($0)".contains(needle), "\(args): \($0)")

@@ -51,6 +51,15 @@ final class PNGTests: XCTestCase {
         XCTAssertEqual(f.withUnsafeBufferPointer { RGBImage(signedUnit: $0.baseAddress!, width: 4, height: 4) }, image)
     }
 
+    /// Issue 35: a model whose weights went bad (NaN) must not trap the process when its image is
+    /// written: NaN becomes 0, infinities clamp.
+    func testNonFiniteFloatsBecomeBytesWithoutATrap() throws {
+        var f: [Float] = [.nan, .infinity, -.infinity, 0, -.nan, 2, -3, .signalingNaN, 1, 0.5, -1, .greatestFiniteMagnitude]
+        let image = f.withUnsafeMutableBufferPointer { RGBImage(signedUnit: $0.baseAddress!, width: 2, height: 2) }
+        XCTAssertEqual(image.pixels, [0, 255, 0, 128, 0, 255, 0, 0, 255, 191, 0, 255])
+        XCTAssertNoThrow(try PNG.encode(image))
+    }
+
     func testLabelledGridLayout() throws {
         let a = RGBImage(width: 32, height: 32, fill: SIMD3(255, 0, 0))
         let b = RGBImage(width: 32, height: 32, fill: SIMD3(0, 0, 255))

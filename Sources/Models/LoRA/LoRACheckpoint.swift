@@ -15,7 +15,8 @@ extension LoRAAdapter {
     /// `base_model.model.` or diffusers' `transformer.` prefix. The rank comes from the shapes; alpha
     /// from `alpha` if given, else the file's `alpha` metadata, else `lora_alpha` of an
     /// `adapter_config.json` beside it. Any key that is not an A/B pair of a linear layer of the model,
-    /// a half pair, a wrong shape or mixed ranks is an error listing the offending tensors.
+    /// a half pair, a wrong shape or mixed ranks is an error listing the offending tensors; so is a
+    /// non-finite value (NaN or ±inf: a model with it draws NaN images) or alpha.
     public static func load(from url: URL, config: FluxConfig, alpha: Float? = nil) throws -> LoRAAdapter {
         let file: SafeTensors
         do { file = try SafeTensors(contentsOf: url) } catch {
@@ -62,11 +63,15 @@ extension LoRAAdapter {
             resolvedAlpha = v
         } else {
             let side = url.deletingLastPathComponent().appendingPathComponent("adapter_config.json")
-            guard FileManager.default.fileExists(atPath: side.path),
+            var st = stat()
+            guard stat(side.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,   // never a FIFO: it would block
                   let v = (try FluxJSON.read(side))["lora_alpha"] as? NSNumber else {
                 throw FluxError.invalidConfig(source: url.path, problem: "LoRA alpha unknown: no 'alpha' metadata and no adapter_config.json with lora_alpha")
             }
             resolvedAlpha = v.floatValue
+        }
+        guard resolvedAlpha.isFinite, resolvedAlpha > 0 else {
+            throw FluxError.invalidConfig(source: url.path, problem: "LoRA alpha must be a positive finite number, got \(resolvedAlpha)")
         }
         let adapter = try LoRAAdapter(config: config, rank: rank, alpha: resolvedAlpha, targets: Array(pairs.keys))
         for (module, p) in pairs {
@@ -79,6 +84,26 @@ extension LoRAAdapter {
                 throw FluxError.io(path: url.path, problem: "\(error)")
             }
         }
+        if let bad = adapter.nonFinite() {
+            throw FluxError.io(path: url.path, problem: "refusing the adapter: \(bad)")
+        }
         return adapter
+    }
+
+    /// Where the adapter holds NaN or infinite values ("tensor X holds 12 non-finite values, the first
+    /// nan at index 3"), or nil when every value is finite.
+    public func nonFinite() -> String? {
+        for (name, t) in tensors {
+            var count = 0, first = -1
+            for i in 0..<t.count where !t.data[i].isFinite {
+                if first < 0 { first = i }
+                count += 1
+            }
+            if count > 0 {
+                return "tensor \(name) holds \(count) non-finite value\(count == 1 ? "" : "s") (NaN or infinite), "
+                    + "the first \(t.data[first]) at index \(first)"
+            }
+        }
+        return nil
     }
 }

@@ -30,6 +30,19 @@ def default_socket_path():
     return f"/tmp/erudiff-{os.getuid()}/erudiffd.sock"
 
 
+def _cannot_connect(path, error):
+    """Why a connection failed, with what to do about it (as the shell client says it)."""
+    why = error.strerror or str(error)
+    if isinstance(error, (FileNotFoundError, ConnectionRefusedError)):
+        hint = ("no daemon listens there (is erudiffd running? start it with `erudiffd`, or give its socket "
+                "with socket_path= or ERUDIFF_SOCKET)")
+    elif isinstance(error, PermissionError):
+        hint = "the socket belongs to another user (erudiffd serves only its own uid)"
+    else:
+        hint = "is erudiffd running? (socket_path= or ERUDIFF_SOCKET names its socket)"
+    return f"cannot connect to erudiffd at {path}: {why}; {hint}"
+
+
 class Call:
     """A request in flight. ``result()`` waits for it; ``cancel()`` sends ``$/cancelRequest`` (the
     call then ends with ``RequestCancelled`` unless it completed first)."""
@@ -118,6 +131,7 @@ class Client:
     def __init__(self, socket_path=None, timeout=None, connect_timeout=5.0):
         self.socket_path = socket_path or default_socket_path()
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._ids = itertools.count(1)
         self._pending = {}
         self._tokens = {}
@@ -125,15 +139,21 @@ class Client:
         self._send_lock = threading.Lock()
         self._closed = False
         self._lost = None
+        self._notice = None
+        self._connect()
+
+    def _connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(connect_timeout)
+        sock.settimeout(self.connect_timeout)
         try:
             sock.connect(self.socket_path)
         except OSError as e:
             sock.close()
-            raise DaemonUnavailable(f"cannot connect to erudiffd at {self.socket_path}: {e.strerror or e}") from None
+            raise DaemonUnavailable(_cannot_connect(self.socket_path, e)) from None
         sock.settimeout(None)
         self._sock = sock
+        self._lost = None
+        self._notice = None
         self._reader = threading.Thread(target=self._read_loop, name="erudiff-reader", daemon=True)
         self._reader.start()
 
@@ -160,8 +180,14 @@ class Client:
     def _send(self, message):
         data = (json.dumps(message, separators=(",", ":"), allow_nan=False) + "\n").encode()
         with self._send_lock:
-            if self._closed or self._lost:
-                raise DaemonUnavailable(self._lost or "the client is closed")
+            if self._closed:
+                raise DaemonUnavailable("the client is closed")
+            if self._lost:
+                # The connection was lost (the daemon restarted, or closed it while idle to make room
+                # for another client): the calls in flight then failed; new ones get a new connection.
+                self._reader.join(timeout=5)
+                self._sock.close()
+                self._connect()
             try:
                 self._sock.sendall(data)
             except OSError as e:
@@ -253,6 +279,8 @@ class Client:
             pass
         if self._closed:
             reason = "the client was closed"
+        elif self._notice:
+            reason = f"the daemon closed the connection: {self._notice}"
         with self._lock:
             self._lost = reason
             pending = list(self._pending.values())
@@ -280,6 +308,8 @@ class Client:
                     if c is call:
                         del self._tokens[t]
         if call is None:
+            if m.get("id") is None and isinstance(m.get("error"), dict):
+                self._notice = m["error"].get("message")   # why the daemon is about to close the connection
             return  # e.g. a parse error about a message this client did not send
         if "error" in m:
             call._finish(error=RpcError.from_error(m["error"], call.method))
@@ -388,10 +418,11 @@ class Client:
     def models_unload(self, name):
         return self.call("models/unload", {"name": name})
 
-    def adapters_save(self, path=None, *, model=None, **extra):
-        """Saves the adapter (PEFT safetensors) to ``path``, or to its checkpoint under the state dir."""
+    def adapters_save(self, path=None, *, overwrite=None, model=None, **extra):
+        """Saves the adapter (PEFT safetensors) to ``path``, or to its checkpoint under the state dir.
+        An existing file that is not an adapter erudiff wrote is replaced only with ``overwrite=True``."""
         return self.call("adapters/save", self._params(path=None if path is None else os.path.abspath(str(path)),
-                                                       model=model, extra=extra))
+                                                       overwrite=overwrite, model=model, extra=extra))
 
     def adapters_load(self, path, *, alpha=None, model=None, **extra):
         return self.call("adapters/load", self._params(path=os.path.abspath(str(path)), alpha=alpha, model=model,
@@ -401,10 +432,11 @@ class Client:
         """A fresh adapter (of ``lora``'s shape), or none with ``remove=True``."""
         return self.call("adapters/reset", self._params(lora=lora, remove=remove, model=model, extra=extra))
 
-    def images_grid(self, rows, path, *, row_labels=None, column_labels=None, scale=None, **extra):
+    def images_grid(self, rows, path, *, row_labels=None, column_labels=None, scale=None, overwrite=None, **extra):
         """Writes a labelled sheet of images to ``path``: cells are ``Image`` objects, sample ids
-        (``{"id": …}``), PNG paths or None."""
+        (``{"id": …}``), PNG paths or None. An existing file that is not a PNG erudiff wrote is
+        replaced only with ``overwrite=True``."""
         cells = [[({"id": c.id} if isinstance(c, Image) else c) for c in row] for row in rows]
         return self.call("images/grid", self._params(rows=cells, path=os.path.abspath(str(path)),
                                                      rowLabels=row_labels, columnLabels=column_labels, scale=scale,
-                                                     extra=extra))
+                                                     overwrite=overwrite, extra=extra))

@@ -157,26 +157,40 @@ def _wait_alone(c, timeout=5):
 
 
 def test_connection_limit(start):
+    """At --max-connections a fifth client takes the place of the connection idle the longest, which is
+    told why; when every connection has a request in progress, the fifth is told why and closed."""
     d = start("--max-connections", "4")
     conns = [d.connect()]
     _wait_alone(conns[0])       # the start-up probe's connection is gone
     conns += [d.connect() for _ in range(3)]
     for c in conns:
         assert c.call("status")["id"] == 1
-    extra = d.connect()
-    assert extra.closed_by_peer(), "a fifth client is closed at once"
+    with d.connect() as extra:
+        assert extra.call("status")["result"]["connections"] == 4
+    m = conns[0].recv(timeout=2)
+    assert m["id"] is None and m["error"]["code"] == -32001 and "--max-connections 4" in m["error"]["message"]
+    assert conns[0].closed_by_peer()
     assert "--max-connections 4" in d.log()
-    conns[0].close()
+    busy = conns[1:]
+    busy.append(d.connect())
+    for i, c in enumerate(busy):
+        c.send(request("test/sleep", {"units": 10000, "unitMs": 5}, i))
+    time.sleep(0.2)
+    extra = d.connect()
+    m = extra.recv(timeout=2)
+    assert m["error"]["code"] == -32001 and "each with a request in progress" in m["error"]["message"], m
+    assert extra.closed_by_peer(), "a fifth client is closed when every connection is busy"
+    for c in busy:
+        c.close()
     time.sleep(0.1)
     with d.connect() as c:
         assert c.call("status")["id"] == 1
-    for c in conns[1:]:
-        c.close()
 
 
 def test_request_storm(start):
     """64 clients at once, each sending 100 requests in bursts: all answered, nothing lost, and the
-    daemon still serves afterwards. 16 more than --max-connections are turned away cleanly."""
+    daemon still serves afterwards. 16 more than --max-connections take the places of 16 idle ones
+    (first those that never sent a message, oldest first), which are told why and closed."""
     d = start("--max-connections", "64")
     failures = []
     answered = []
@@ -205,18 +219,19 @@ def test_request_storm(start):
         t.join()
     assert not failures, failures[:3]
     assert sum(answered) == 6400
-    refused = 0
     held = [d.connect()]
     _wait_alone(held[0])
     held += [d.connect() for _ in range(63)]
     assert held[-1].call("status")["result"]["connections"] == 64
+    extras = []
     for _ in range(16):
-        c = d.connect()
-        refused += c.closed_by_peer(2)
+        extras.append(d.connect())
+        assert extras[-1].call("status")["result"]["connections"] == 64
+    evicted = [c for c in held if c.closed_by_peer(2 if c in held[1:17] else 0.05)]
+    for c in held + extras:
         c.close()
-    for c in held:
-        c.close()
-    assert refused == 16
+    # held[0] and held[-1] asked for status; the others never sent a message: the oldest of those go.
+    assert len(evicted) == 16 and evicted == held[1:17], "the 16 oldest silent connections make room"
     time.sleep(0.2)
     with d.connect() as c:
         assert c.call("status")["result"]["connections"] == 1
