@@ -41,7 +41,7 @@ final class EngineSupportTests: XCTestCase {
     func testMaxGradNormTakesAPositiveNumberOrNull() throws {
         func read(_ text: String) throws -> Float? {
             let p = try Params(method: "rlStep", JSON.parse(text))
-            let v = try TrainingParams.maxGradNorm(p, default: 1)
+            let v = try RLParams.options(p).0.maxGradNorm
             try p.finish()
             return v
         }
