@@ -56,7 +56,7 @@ enum RefactorCommand: TrainCommand {
         """
         for a in aliases { s += "  --\(a.flag) VALUE".padding(toLength: 28, withPad: " ", startingAt: 0) + a.paths.joined(separator: ", ") + "\n" }
         for w in switches { s += "  --\(w.flag)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(w.path) \(w.value)\n" }
-        return s + "\nstudy options (--SECTION.NAME VALUE):\n" + optionHelp(RefactoringStudy.specs.flattened().filter { $0.path != "description" })
+        return s + "\nstudy options (--SECTION.NAME VALUE):\n" + Flags.help(RefactoringStudy.specs.flattened().filter { $0.path != "description" })
     }
 
     static func run(arguments: [String]) throws {
@@ -69,7 +69,7 @@ enum RefactorCommand: TrainCommand {
         func apply(onPolicy: Bool) throws {
             for (flag, value) in f.given {
                 for p in aliases.first(where: { $0.flag == flag })?.paths ?? [flag] where options[p] != nil && p.hasPrefix("matchDistributionsOnPolicy.") == onPolicy {
-                    try setOption(options[p]!, value, in: &study, flag: flag)
+                    try Flags.set(options[p]!, value, in: &study, flag: flag)
                 }
             }
         }
@@ -82,13 +82,13 @@ enum RefactorCommand: TrainCommand {
             study.options.dkdmOnPolicy = v > 0 ? p : nil
         }
         if study.options.dkdmOnPolicy == nil, f.given.contains(where: { ["policy-lr", "policy-refresh"].contains($0.name) }) {
-            throw UsageError(description: "--policy-lr and --policy-refresh need --policy-steps N (N > 0)")
+            throw CommandError(description: "--policy-lr and --policy-refresh need --policy-steps N (N > 0)")
         }
         try apply(onPolicy: true)
         var o = study.options
         o.ablation = f.has("ablation")
         if let v = try f.float("checkpoint-seconds") { o.checkpointSeconds = Double(v) }
-        do { try o.validate() } catch { throw UsageError(description: "\(error)") }
+        do { try o.validate() } catch { throw CommandError(description: "\(error)") }
         if let t = study.threads { BLAS.setThreads(t); Parallel.threads = max(1, t) }
         let model = try FlowModel.load(directory: URL(fileURLWithPath: f.string("model") ?? "models/mini"), minilm: f.string("minilm"))
         let out = URL(fileURLWithPath: f.string("out") ?? "out/refactor")
