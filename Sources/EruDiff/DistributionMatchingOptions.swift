@@ -38,9 +38,6 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
     public var maxGradNorm: Float? = 1
     public var warmupSteps = 0
     public var finalLearningRateFraction: Float? = nil
-    /// Rows per training forward/backward pass: a step's stacked batch is cut into passes of at most
-    /// this many rows whose gradients add up (bounds the training workspace, about 7.8 MB per row at the
-    /// `mini` size with 24 text tokens).
     public var rowsPerPass = 16
     public var anchorsPerPair = 4
     public var anchorSource: AnchorSource = .reference
@@ -71,7 +68,6 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
     public func validate() throws {
         try Self.specs.check(self, "matchDistributions")
         func bad(_ s: String) -> EruDiffError { .invalidArgument("matchDistributions: " + s) }
-        guard rowsPerPass > 0 && rowsPerPass <= 4096 else { throw bad("rowsPerPass must be in 1...4096") }
         if verifyAnchors && anchorSource != .reference {
             throw bad("\"anchors.verify\" needs reference anchors (\"anchors.source\": \"reference\")")
         }
@@ -87,6 +83,7 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
     public static let specs: [OptionSpec<Self>] = [
         .int("steps", \.steps, 0...1_000_000, "Training steps (one unit each)."),
         .int("batchSize", \.batchSize, 1...1024, "Pairs per step."),
+        .int("rowsPerPass", \.rowsPerPass, 1...4096, "Rows per forward/backward pass, whose gradients add up (bounds memory)."),
     ] + AdapterOptimizer.specs(\.learningRate, \.weightDecay, \.maxGradNorm) + [
         .int("warmupSteps", \.warmupSteps, 0...1_000_000, "Linear warm-up of the learning rate over this many steps."),
         .number("finalLearningRateFraction", \.finalLearningRateFraction, 0...1, "Cosine decay of the learning rate to this fraction of it (null: none)."),

@@ -30,8 +30,6 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
     public var learningRate: Float = 3e-4
     public var weightDecay: Float = 0
     public var maxGradNorm: Float? = 1
-    /// Rows per training forward/backward pass (a step's batch is cut into passes whose gradients
-    /// add up; bounds the training workspace).
     public var rowsPerPass = 16
     public var klWeight: Float = 0.1
     public var klReference: KLReference = .base
@@ -51,7 +49,6 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
 
     public func validate() throws {
         try Self.specs.check(self, "rlStep")
-        guard rowsPerPass > 0 && rowsPerPass <= 4096 else { throw EruDiffError.invalidArgument("rlStep: rowsPerPass must be in 1...4096") }
     }
 
     /// The options of `rlStep` (DESIGN §4.3), each declared once (`OptionSpec`).
@@ -60,6 +57,7 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
         .int("rounds", \.rounds, 0...100_000, "Sample-score-update rounds (one with samples)."),
         .int("stepsPerRound", \.stepsPerRound, 0...100_000, "Optimisation steps per round over that round's samples."),
         .int("batchSize", \.batchSize, 1...1024, "Samples per step."),
+        .int("rowsPerPass", \.rowsPerPass, 1...4096, "Rows per forward/backward pass, whose gradients add up (bounds memory)."),
         .int("promptsPerRound", \.promptsPerRound, 1...1_000_000, "Prompts sampled per round (null: all of them every round)."),
         OptionSpec("reward", .choice(["world", "world-graded"]), "The world verifier's knowledge score, or graded: a wrong shape earns half its fit.",
                    get: { .string($0.reward == .score ? "world" : "world-graded") }, set: { o, v in o.reward = v.string == "world" ? .score : .graded }),

@@ -54,6 +54,15 @@ final class EngineSupportTests: XCTestCase {
         XCTAssertThrowsError(try read(#"{"maxGradNorm": "off"}"#))
     }
 
+    /// An option declared in a method's table is a parameter, with its range.
+    func testRowsPerPassIsAParameterOfBothTrainingMethods() throws {
+        XCTAssertEqual(try MatchParams.options(Params(method: "matchDistributions", JSON.parse(#"{"rowsPerPass": 4}"#))).0.rowsPerPass, 4)
+        XCTAssertEqual(try RLParams.options(Params(method: "rlStep", JSON.parse("{}"))).0.rowsPerPass, 16)
+        XCTAssertThrowsError(try RLParams.options(Params(method: "rlStep", JSON.parse(#"{"rowsPerPass": 0}"#)))) {
+            XCTAssertTrue(($0 as! RPCError).message.contains("\"rowsPerPass\" must be an integer in 1...4096"), "\($0)")
+        }
+    }
+
     func testRLStepRewardChoosesTheWorldReward() throws {
         func read(_ text: String) throws -> WorldReward {
             try RLParams.options(Params(method: "rlStep", JSON.parse(text))).0.reward
