@@ -10,8 +10,8 @@ extension MethodTable {
     func registerEvaluate(_ engine: Engine) {
         register("evaluate", .job { _, params in
             let model = try engine.model(params)
-            let (options, chosen, anchors) = try EvaluateParams.options(params)
-            let includeItems = try params.bool("includeItems", default: true)
+            let (request, chosen) = try EvaluateParams.options(params)
+            let (options, anchors) = (request.options, request.anchors)
             let knowledge = try engine.knowledge()
             return ProcedureJob<Evaluation>(
                 title: "evaluate: " + (chosen.map { "\($0.count) items" } ?? options.sets.joined(separator: ", ")),
@@ -23,7 +23,7 @@ extension MethodTable {
                                           bank: m.bank(anchors))
                 },
                 finish: { r, job in
-                    var out = EvaluateParams.json(r, items: job.procedure?.items ?? [], includeItems: includeItems)
+                    var out = EvaluateParams.json(r, items: job.procedure?.items ?? [], includeItems: request.includeItems)
                     out["elapsedMs"] = .int(job.elapsedMs)
                     return .object(out)
                 })
@@ -32,44 +32,35 @@ extension MethodTable {
 }
 
 enum EvaluateParams {
-    /// The evaluation the parameters ask for: its options, the caller's items (nil: `set`), and how the
-    /// dislocation's reference anchors are sampled. Defaults are `EvaluationOptions`'s.
-    static func options(_ params: Params) throws -> (EvaluationOptions, [KnowledgeItem]?, AnchorBank.Settings) {
-        var o = EvaluationOptions()
+    /// What `evaluate` reads with option tables: the evaluation's options, how the dislocation's
+    /// reference anchors are sampled (by default like DK-DM's, so that both share one bank), and the
+    /// report's shape.
+    struct Request {
+        var options = EvaluationOptions()
+        var anchors = AnchorBank.Settings()
+        var includeItems = true
+
+        init() { options.chunk = SampleJob.chunk }
+
+        static let specs: [OptionSpec<Request>] = EvaluationOptions.specs.map { $0.lifted(\.options) } + [
+            .group("anchors", AnchorBank.Settings.specs.map { $0.lifted(\.anchors) },
+                   "How the dislocation's reference anchors are sampled (default: as matchDistributions', so both share the cached anchors)."),
+            .bool("includeItems", \.includeItems, "Include the per-item metrics."),
+        ]
+    }
+
+    /// The evaluation the parameters ask for, and the caller's items (nil: `set`).
+    static func options(_ params: Params) throws -> (Request, [KnowledgeItem]?) {
+        var r = Request()
         var items: [KnowledgeItem]?
         if let raw = params.raw("items") {
             if params.has("set") { throw RPCError.invalidParams("give \"set\" or \"items\", not both") }
             items = try self.items(raw)
-            o.sets = []
-        } else if let v = params.raw("set") {
-            let names: [String]
-            switch v {
-            case .string(let s): names = [s]
-            case .array(let a) where !a.isEmpty && a.allSatisfy({ $0.stringValue != nil }): names = a.compactMap(\.stringValue)
-            default: throw params.invalid("set", "a set name or a non-empty array of set names", got: v)
-            }
-            let known = [EvaluationOptions.explicitSet] + KnowledgeBase.setNames
-            for n in names where !known.contains(n) {
-                throw RPCError.invalidParams("\"set\" must name one of " + known.map { "\"\($0)\"" }.joined(separator: ", ")
-                                             + ", got \"\(n)\"")
-            }
-            o.sets = names
+            r.options.sets = []
         }
-        o.samplesPerItem = try params.int("samplesPerItem", default: o.samplesPerItem, in: 1...1000)
-        o.explicitCount = try params.int("explicitCount", default: o.explicitCount, in: 1...100_000)
-        o.sampling = try SampleSettingsParams.read(params, stepsName: "steps", defaults: o.sampling)
-        o.seed = try params.seed(default: o.seed)!
-        o.chunk = try params.int("chunk", default: SampleJob.chunk, in: 1...1024)
-        if let v = params.raw("dislocation") {
-            switch v {
-            case .bool(let b): o.dislocation = b ? DislocationMeasurement.Settings() : nil
-            case .object: o.dislocation = try MatchParams.dislocationSettings(Params(method: "evaluate", v, prefix: "dislocation."))
-            default: throw params.invalid("dislocation", "true, false or {samplesPerPair, anchors, seed}", got: v)
-            }
-        }
-        let anchors = try anchorSettings(params)
-        try o.validate()   // its EruDiffError.invalidArgument answers -32602
-        return (o, items, anchors)
+        try Request.specs.read(into: &r, params)
+        try r.options.validate()   // its EruDiffError.invalidArgument answers -32602
+        return (r, items)
     }
 
     /// Caller-supplied items in the knowledge-base format, validated like the bundled ones.
@@ -82,19 +73,6 @@ enum EvaluateParams {
         } catch {
             throw RPCError.invalidParams("\"items\": \(error)")
         }
-    }
-
-    /// `anchors: {steps, guidance, seed}`: how the dislocation's reference anchors are sampled
-    /// (default: like DK-DM's, so that both share one bank).
-    static func anchorSettings(_ params: Params) throws -> AnchorBank.Settings {
-        let def = DistributionMatchingOptions().anchors
-        guard let a = try params.nested("anchors") else { return def }
-        var s = def.sampling
-        s.steps = try a.int("steps", default: s.steps, in: 1...1000)
-        s.guidance = try a.float("guidance", default: s.guidance ?? 1, in: 0...100)
-        let settings = AnchorBank.Settings(sampling: s, seed: try a.seed(default: def.seed)!)
-        try a.finish()
-        return settings
     }
 
     static func stats(_ s: PromptStats?) -> JSON {

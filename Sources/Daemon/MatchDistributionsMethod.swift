@@ -66,90 +66,16 @@ enum MatchParams {
                 return KnowledgePair(id: id, implicit: implicit, explicit: explicit)
             }
         }
-        let set = try params.string("set", default: "world:train")
-        return try TrainingParams.items(set, knowledge: engine.knowledge()).map(KnowledgePair.init)
+        let set = try params.choice("set", KnowledgeBase.setNames, default: "world:train")
+        return try engine.knowledge().set(named: set).map(KnowledgePair.init)
     }
 
-    /// The DK-DM options the parameters ask for (all but the pairs), and the adapter shape to resolve
-    /// on the worker. Defaults are `DistributionMatchingOptions`'s.
+    /// The DK-DM options the parameters ask for (all but the pairs: `DistributionMatchingOptions.specs`),
+    /// and the adapter shape to resolve on the worker.
     static func options(_ params: Params) throws -> (DistributionMatchingOptions, TrainingParams.Lora) {
         var o = DistributionMatchingOptions()
-        o.steps = try params.int("steps", default: o.steps, in: 0...1_000_000)
-        o.batchSize = try params.int("batchSize", default: o.batchSize, in: 1...1024)
-        o.learningRate = try params.float("learningRate", default: o.learningRate, in: 0...10)
-        o.weightDecay = try params.float("weightDecay", default: o.weightDecay, in: 0...10)
-        o.warmupSteps = try params.int("warmupSteps", default: o.warmupSteps, in: 0...1_000_000)
-        if let f = try params.optionalDouble("finalLearningRateFraction", in: 0...1) { o.finalLearningRateFraction = Float(f) }
-        o.maxGradNorm = try TrainingParams.maxGradNorm(params, default: o.maxGradNorm)
-        o.preserveWeight = try params.float("preserveWeight", default: o.preserveWeight, in: 0...1e6)
-        if let k = try params.optionalInt("keepPerStep", in: 0...1024) { o.keepPerStep = k }
-        let target = try params.choice("matchTarget", DistributionMatchingOptions.MatchTarget.allCases.map(\.rawValue),
-                                       default: DistributionMatchingOptions.MatchTarget.reference.rawValue)
-        if target != DistributionMatchingOptions.MatchTarget.reference.rawValue { o.matchTarget = .init(rawValue: target) }
-        try anchors(params, into: &o)
-        try replay(params, into: &o)
-        o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)
-        let lora = try TrainingParams.lora(params, base: o.lora)
-        o.lora = lora.settings
-        o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
-        o.seed = try params.seed(default: o.seed)!
-        try dislocation(params, into: &o)
+        try DistributionMatchingOptions.specs.read(into: &o, params)
         try o.validate()   // its EruDiffError.invalidArgument answers -32602
-        return (o, lora)
-    }
-
-    /// `anchors: {perPair, source, refreshEvery, verify, maxDraws, steps, guidance, seed}`.
-    static func anchors(_ params: Params, into o: inout DistributionMatchingOptions) throws {
-        guard let a = try params.nested("anchors") else { return }
-        o.anchorsPerPair = try a.int("perPair", default: o.anchorsPerPair, in: 1...256)
-        let source = try a.choice("source", ["reference", "policy"], default: "reference")
-        let refresh = try a.int("refreshEvery", default: 50, in: 1...1_000_000)
-        o.anchorSource = source == "reference" ? .reference : .policy(refreshEvery: refresh)
-        o.verifyAnchors = try a.bool("verify", default: o.verifyAnchors)
-        if o.verifyAnchors && source != "reference" {
-            throw RPCError.invalidParams("\"anchors.verify\" needs reference anchors (\"anchors.source\": \"reference\")")
-        }
-        if let m = try a.optionalInt("maxDraws", in: 1...1024) {
-            guard m >= o.anchorsPerPair else {
-                throw RPCError.invalidParams("\"anchors.maxDraws\" (\(m)) must be at least \"anchors.perPair\" (\(o.anchorsPerPair))")
-            }
-            o.maxAnchorDraws = m
-        }
-        var sampling = o.anchors.sampling
-        sampling.steps = try a.int("steps", default: sampling.steps, in: 1...1000)
-        sampling.guidance = try a.float("guidance", default: sampling.guidance ?? 1, in: 0...100)
-        o.anchors = AnchorBank.Settings(sampling: sampling, seed: try a.seed(default: o.anchors.seed)!)
-        try a.finish()
-    }
-
-    /// `replay: {perStep, pool, source, weight}`: random explicit captions in the keep term.
-    static func replay(_ params: Params, into o: inout DistributionMatchingOptions) throws {
-        guard let r = try params.nested("replay") else { return }
-        o.replayPerStep = try r.int("perStep", default: o.replayPerStep, in: 0...1024)
-        o.replayPool = try r.int("pool", default: o.replayPool, in: 1...100_000)
-        let source = try r.choice("source", ["reference", "rendered"], default: o.replaySource.rawValue)
-        o.replaySource = DistributionMatchingOptions.ReplaySource(rawValue: source)!
-        if let w = try r.optionalDouble("weight", in: 0...1e6) { o.replayWeight = Float(w) }
-        try r.finish()
-    }
-
-    /// `dislocation`: false (not measured), true, or `{samplesPerPair, anchors, seed}`.
-    static func dislocation(_ params: Params, into o: inout DistributionMatchingOptions) throws {
-        guard let v = params.raw("dislocation") else { return }
-        switch v {
-        case .bool(let b): o.dislocation = b ? DislocationMeasurement.Settings() : nil
-        case .object:
-            o.dislocation = try dislocationSettings(Params(method: params.method, v, prefix: "dislocation."))
-        default: throw params.invalid("dislocation", "true, false or {samplesPerPair, anchors, seed}", got: v)
-        }
-    }
-
-    static func dislocationSettings(_ d: Params) throws -> DislocationMeasurement.Settings {
-        var s = DislocationMeasurement.Settings()
-        s.samplesPerPair = try d.int("samplesPerPair", default: s.samplesPerPair, in: 1...1024)
-        s.anchors = try d.int("anchors", default: s.anchors, in: 1...256)
-        s.seed = try d.seed(default: s.seed)!
-        try d.finish()
-        return s
+        return (o, TrainingParams.Lora(settings: o.lora, given: params.has("lora")))
     }
 }

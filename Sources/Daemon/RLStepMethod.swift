@@ -56,35 +56,13 @@ enum RLParams {
         case groups([RLGroup])
     }
 
-    /// The NO-RL options the parameters ask for (all but the prompts or samples), and the adapter
-    /// shape to resolve on the worker. Defaults are `NegativeOnlyRLOptions`'s.
+    /// The NO-RL options the parameters ask for (all but the prompts or samples:
+    /// `NegativeOnlyRLOptions.specs`), and the adapter shape to resolve on the worker.
     static func options(_ params: Params) throws -> (NegativeOnlyRLOptions, TrainingParams.Lora) {
         var o = NegativeOnlyRLOptions()
-        o.groupSize = try params.int("groupSize", default: o.groupSize, in: 2...1024)
-        o.rounds = try params.int("rounds", default: o.rounds, in: 0...100_000)
-        o.stepsPerRound = try params.int("stepsPerRound", default: o.stepsPerRound, in: 0...100_000)
-        o.batchSize = try params.int("batchSize", default: o.batchSize, in: 1...1024)
-        o.promptsPerRound = try params.optionalInt("promptsPerRound", in: 1...1_000_000)
-        o.beta = try params.float("beta", default: o.beta, in: 1e-6...1e6)
-        o.advantageClip = try params.float("advantageClip", default: o.advantageClip, in: 1e-6...1e6)
-        o.learningRate = try params.float("learningRate", default: o.learningRate, in: 0...10)
-        o.weightDecay = try params.float("weightDecay", default: o.weightDecay, in: 0...10)
-        o.maxGradNorm = try TrainingParams.maxGradNorm(params, default: o.maxGradNorm)
-        o.klWeight = try params.float("klWeight", default: o.klWeight, in: 0...1e6)
-        o.guidedPolicy = try params.bool("guidedPolicy", default: o.guidedPolicy)
-        o.reward = try params.choice("reward", ["world", "world-graded"], default: "world") == "world" ? .score : .graded
-        o.klReference = .init(rawValue: try params.choice("klReference", NegativeOnlyRLOptions.KLReference.allCases.map(\.rawValue),
-                                                          default: o.klReference.rawValue))!
-        o.sampling = try SampleSettingsParams.read(params, stepsName: "samplingSteps", defaults: o.sampling,
-                                                   adapterName: nil)
-        o.timeSampling = try TrainingParams.timeSampling(params, default: o.timeSampling)
-        if let d = try params.optionalDouble("emaDecay", in: 0...0.999999) { o.oldPolicy = .ema(decay: Float(d)) }
-        let lora = try TrainingParams.lora(params, base: o.lora)
-        o.lora = lora.settings
-        o.freshAdapter = try params.bool("freshAdapter", default: o.freshAdapter)
-        o.seed = try params.seed(default: o.seed)!
+        try NegativeOnlyRLOptions.specs.read(into: &o, params)
         try o.validate()   // its EruDiffError.invalidArgument answers -32602
-        return (o, lora)
+        return (o, TrainingParams.Lora(settings: o.lora, given: params.has("lora")))
     }
 
     static func source(_ params: Params, engine: Engine, model: EngineModel) throws -> Source {
@@ -108,32 +86,23 @@ enum RLParams {
             return kind
         } : [.implicit, .explicit]
         let knowledge = try engine.knowledge()
-        var list: [RLPrompt] = [], seen = Set<RLPrompt>()
-        func add(_ p: RLPrompt) { if seen.insert(p).inserted { list.append(p) } }
         let seed = try params.seed(default: 0)!
         let captionCount = try params.int("captions", default: 0, in: 0...10_000)
         if params.has("prompts") {
+            var list: [RLPrompt] = [], seen = Set<RLPrompt>()
             for (i, text) in try params.stringArray("prompts").enumerated() {
-                add(try prompt(text, index: i, knowledge: knowledge))
+                let p = try prompt(text, index: i, knowledge: knowledge)
+                if seen.insert(p).inserted { list.append(p) }
             }
-        } else {
-            let set = try params.string("set", default: "world:train")
-            if set == EvaluationOptions.explicitSet {
-                guard !params.has("captions") || captionCount > 0 else {
-                    throw RPCError.invalidParams("\"captions\" must be positive for set \"world:explicit\"")
-                }
-            } else {
-                for item in try TrainingParams.items(set, knowledge: knowledge) {
-                    for kind in kinds { add(try RLPrompt(item, kind)) }
-                }
-            }
-            var rng = RNG(seed: SeedHash.seed(seed, purpose: "daemon.rl-captions"))
-            let n = set == EvaluationOptions.explicitSet ? (params.has("captions") ? captionCount : 32) : captionCount
-            for _ in 0..<n {
-                let c = Caption.random(&rng)
-                add(RLPrompt(text: c.text, expect: c.attributes))
-            }
+            return .world(list)
         }
+        let set = try params.choice("set", [EvaluationOptions.explicitSet] + KnowledgeBase.setNames, default: "world:train")
+        if set == EvaluationOptions.explicitSet, params.has("captions"), captionCount == 0 {
+            throw RPCError.invalidParams("\"captions\" must be positive for set \"world:explicit\"")
+        }
+        let items = set == EvaluationOptions.explicitSet ? [] : try knowledge.set(named: set)
+        let n = set == EvaluationOptions.explicitSet && !params.has("captions") ? 32 : captionCount
+        let list = try RLPrompt.list(items, kinds: kinds, captions: n, seed: seed)
         return .world(list)
     }
 

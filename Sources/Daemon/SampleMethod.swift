@@ -18,11 +18,12 @@ extension MethodTable {
             case (true, true): throw RPCError.invalidParams("give \"prompt\" or \"prompts\", not both")
             case (false, false): throw RPCError.invalidParams("\"prompt\" (a string) or \"prompts\" (an array of strings) is required")
             }
-            let count = try params.int("count", default: 1, in: 1...1024)
+            var r = SampleParams()
+            try SampleParams.specs.read(into: &r, params)
+            let (count, settings) = (r.count, r.settings)
             guard prompts.count * count <= 1024 else {
                 throw RPCError.invalidParams("\"count\" × the number of prompts must be at most 1024 images, got \(prompts.count * count)")
             }
-            let settings = try SampleSettingsParams.read(params, stepsName: "steps")
             let seed = try params.seed() ?? UInt64.random(in: 0..<(1 << 32))
             var dir: URL?
             if let out = try params.nested("output") {
@@ -30,7 +31,7 @@ extension MethodTable {
                 try out.finish()
                 dir = try SampleJob.outputFolder(path)
             }
-            let keep = try params.bool("keep", default: true)
+            let keep = r.keep
             var requests: [BatchedSampling.Request] = []
             for p in prompts {
                 for _ in 0..<count { requests.append(.init(prompt: p, seed: seed &+ UInt64(requests.count))) }
@@ -41,23 +42,17 @@ extension MethodTable {
     }
 }
 
-/// How `sample` (and the sampling of other methods) reads `steps`, `guidance`, `sampler`,
-/// `noiseLevel` and `adapter`.
-enum SampleSettingsParams {
-    static func read(_ params: Params, stepsName: String, defaults: SamplingSettings = SamplingSettings(),
-                     noiseDefault: Float = 0.7, adapterName: String? = "adapter") throws -> SamplingSettings {
-        var s = defaults
-        s.steps = try params.int(stepsName, default: defaults.steps, in: 1...1000)
-        s.guidance = try params.float("guidance", default: defaults.guidance ?? 1, in: 0...100)
-        let sampler = try params.choice("sampler", ["ode", "sde"], default: defaults.sdeNoise == nil ? "ode" : "sde")
-        let noise = try params.optionalDouble("noiseLevel", in: 0...10)
-        if sampler == "ode", noise != nil {
-            throw RPCError.invalidParams("\"noiseLevel\" applies to sampler \"sde\" only (sampler is \"ode\")")
-        }
-        s.sdeNoise = sampler == "sde" ? noise.map(Float.init) ?? defaults.sdeNoise ?? noiseDefault : nil
-        if let adapterName { s.useAdapter = try params.bool(adapterName, default: defaults.useAdapter) }
-        return s
-    }
+/// What `sample` reads with option tables.
+struct SampleParams {
+    var count = 1
+    var settings = SamplingSettings()
+    var keep = true
+
+    static let specs: [OptionSpec<SampleParams>] = [
+        .int("count", \.count, 1...1024, "Images per prompt (at most 1024 images in all)."),
+    ] + SamplingSettings.specs().map { $0.lifted(\.settings) } + [
+        .bool("keep", \.keep, "Keep the samples for rlStep's caller rewards."),
+    ]
 }
 
 /// The job behind `sample`.

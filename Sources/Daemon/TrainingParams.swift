@@ -4,34 +4,20 @@ import Models
 import RPCServer
 import World
 
-/// Parameters that `matchDistributions`, `rlStep` and `adapters/reset` share: the LoRA shape, the
-/// knowledge sets, the time sampling; and the JSON form of the engine's reports.
+/// Parameters that `matchDistributions`, `rlStep` and `adapters/reset` share, the LoRA shape; and the
+/// JSON form of the engine's reports.
 enum TrainingParams {
-    /// `lora: {rank, alpha, targets, seed}` on top of `base`; `targets` is "default", "all" or a list
-    /// of module names, resolved against the model's config on the worker (`resolve`).
+    /// `lora: {rank, alpha, seed, targets}` (`LoRASettings.specs`) on top of a base shape.
     struct Lora {
         var settings: LoRASettings
-        var targets: JSON?
         /// Whether the caller gave `lora` at all.
         var given: Bool
 
-        /// The settings with `targets` resolved for `config`.
+        /// The settings with `targets` resolved for `config` (a list of module names, or nil for the defaults).
         func resolve(_ config: FluxConfig) throws -> LoRASettings {
             var s = settings
-            switch targets {
-            case nil: break
-            case .string(let name)?:
-                do { s.targets = try LoRASettings.targets(named: name, config: config) } catch {
-                    throw RPCError.invalidParams("\"lora.targets\" must be \"default\", \"all\" or a list of module names, got \"\(name)\"")
-                }
-            case .array(let list)?:
-                s.targets = try list.map {
-                    guard let n = $0.stringValue else { throw RPCError.invalidParams("\"lora.targets\" must list module names (strings)") }
-                    return n
-                }
-            default:
-                throw RPCError.invalidParams("\"lora.targets\" must be \"default\", \"all\" or a list of module names")
-            }
+            s.targets = s.resolvedTargets(config)
+            s.allLayers = false
             return s
         }
 
@@ -58,40 +44,9 @@ enum TrainingParams {
     }
 
     static func lora(_ params: Params, base: LoRASettings = LoRASettings()) throws -> Lora {
-        guard let p = try params.nested("lora") else { return Lora(settings: base, targets: nil, given: false) }
         var s = base
-        s.rank = try p.int("rank", default: base.rank, in: 1...1024)
-        s.alpha = try p.float("alpha", default: base.alpha, in: 1e-6...1e6)
-        if let seed = try p.seed() { s.seed = seed }
-        let targets = p.raw("targets")
-        try p.finish()
-        return Lora(settings: s, targets: targets, given: true)
-    }
-
-    /// Knowledge items of a built-in set (`world:train`, `world:test-paraphrase`, `world:test-concept`,
-    /// `world:test`), for parameter `name`.
-    static func items(_ set: String, knowledge: KnowledgeBase, name: String = "set") throws -> [KnowledgeItem] {
-        do { return try knowledge.set(named: set) } catch {
-            throw RPCError.invalidParams("\"\(name)\" must be one of " + KnowledgeBase.setNames.map { "\"\($0)\"" }.joined(separator: ", ")
-                                         + ", got \"\(set)\"")
-        }
-    }
-
-    /// `maxGradNorm`: a positive number, or null for no clipping (absent: `def`).
-    static func maxGradNorm(_ params: Params, default def: Float?) throws -> Float? {
-        if params.has("maxGradNorm") { return try params.float("maxGradNorm", in: 1e-9...1e9) }
-        if params.values["maxGradNorm"] == .null {
-            _ = params.raw("maxGradNorm")
-            return nil
-        }
-        return def
-    }
-
-    static func timeSampling(_ params: Params, default def: TimeSampling) throws -> TimeSampling {
-        guard let text = try params.optionalString("timeSampling") else { return def }
-        do { return try TimeSampling(parsing: text) } catch {
-            throw RPCError.invalidParams("\"timeSampling\" must be \"uniform\", \"logit-normal\", \"logit-normal:MEAN:STD\" or \"shifted:S\", got \"\(text)\"")
-        }
+        try [OptionSpec<LoRASettings>.group("lora", LoRASettings.specs, "")].read(into: &s, params)
+        return Lora(settings: s, given: params.has("lora"))
     }
 
     // MARK: Reports as JSON
@@ -104,5 +59,15 @@ enum TrainingParams {
         guard let r else { return .null }
         return ["mean": number(r.mean), "bySplit": .object(r.bySplit.mapValues { number($0) }),
                 "perItem": .object(r.perItem.mapValues { number($0) }), "samplesPerPair": .int(Int64(r.samplesPerPair))]
+    }
+}
+
+extension Array {
+    /// The options of a method read from its params into `root` (absent ones keep its values); the
+    /// params' other members are the method's to read, and the dispatcher's `finish()` rejects the rest.
+    func read<Root>(into root: inout Root, _ params: Params) throws where Element == OptionSpec<Root> {
+        for spec in self { _ = params.raw(spec.name) }
+        let object = try JSONSerialization.jsonObject(with: Data(JSON.object(params.values).serialized()))
+        do { try read(into: &root, from: OptionSource(object as? [String: Any] ?? [:]), finish: false) } catch let e as EruDiffError { throw e.rpcError }
     }
 }

@@ -18,6 +18,13 @@ public final class AnchorBank {
             self.sampling.useAdapter = false
             self.sampling.sdeNoise = nil
         }
+
+        /// `anchors: {steps, guidance, seed}` of `matchDistributions` and `evaluate`.
+        public static let specs: [OptionSpec<Settings>] = [
+            .int("steps", \.sampling.steps, 1...1000, "Sampler steps of an anchor."),
+            .number("guidance", \.sampling.guidance, 0...100, nullable: false, "Guidance weight of the anchors' sampling."),
+            .seed(\.seed, "Seed of the anchors (each follows from it and its prompt)."),
+        ]
     }
 
     public let settings: Settings

@@ -15,14 +15,19 @@ import Tensors
 /// the model exactly as its explicit anchor does.
 public final class DislocationMeasurement: Procedure {
     public struct Settings: Codable, Equatable, Sendable {
-        /// Samples (t, x_t) per pair.
         public var samplesPerPair: Int
-        /// Anchors per pair they are spread over.
         public var anchors: Int
         public var seed: UInt64
         public init(samplesPerPair: Int = 8, anchors: Int = 2, seed: UInt64 = 0xD15) {
             self.samplesPerPair = samplesPerPair; self.anchors = anchors; self.seed = seed
         }
+
+        /// `dislocation: {samplesPerPair, anchors, seed}` of `matchDistributions` and `evaluate`.
+        public static let specs: [OptionSpec<Settings>] = [
+            .int("samplesPerPair", \.samplesPerPair, 1...1024, "Samples (t, x_t) per pair."),
+            .int("anchors", \.anchors, 1...256, "Anchors per pair the samples are spread over."),
+            .seed(\.seed, "Seed of the samples: measurements before and after training see the same x_t."),
+        ]
     }
 
     public let model: FlowModel
@@ -45,9 +50,7 @@ public final class DislocationMeasurement: Procedure {
     public init(model: FlowModel, pairs: [KnowledgePair], bank: AnchorBank, settings: Settings = Settings(),
                 useAdapter: Bool = true, chunkRows: Int? = nil) throws {
         try KnowledgePair.validate(pairs)
-        guard settings.samplesPerPair > 0, settings.anchors > 0 else {
-            throw EruDiffError.invalidArgument("dislocation needs at least one sample and one anchor per pair")
-        }
+        try Settings.specs.check(settings, "dislocation")
         self.model = model
         self.pairs = pairs
         self.settings = settings

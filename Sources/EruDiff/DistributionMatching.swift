@@ -157,7 +157,7 @@ public final class DistributionMatching: Procedure {
                     if stage == .done { return nil }
                     continue
                 }
-                if case let .policy(k) = options.anchorSource, policyRound != step / k {
+                if options.anchorSource == .policy, policyRound != step / options.anchorRefreshEvery {
                     stage = .policyAnchors
                     continue
                 }
@@ -201,7 +201,7 @@ public final class DistributionMatching: Procedure {
         case .policyAnchors:
             let s = r.base as! BatchedSampling
             policyX0 = s.tokens
-            if case let .policy(k) = options.anchorSource { policyRound = step / k }
+            if options.anchorSource == .policy { policyRound = step / options.anchorRefreshEvery }
             stage = .training
         default:
             break
@@ -272,8 +272,7 @@ public final class DistributionMatching: Procedure {
     }
 
     private func policySampling() throws -> BatchedSampling {
-        guard case let .policy(k) = options.anchorSource else { fatalError("policy anchors without a policy source") }
-        let round = step / k
+        let round = step / options.anchorRefreshEvery
         var settings = bank.settings.sampling
         settings.useAdapter = true
         var req: [BatchedSampling.Request] = []

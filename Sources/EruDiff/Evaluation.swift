@@ -41,11 +41,7 @@ public final class Evaluation: Procedure {
         if let items {
             chosen = items
         } else {
-            for name in options.sets where name != Options.explicitSet {
-                do { chosen += try knowledge.set(named: name) } catch {
-                    throw EruDiffError.invalidArgument("evaluate: unknown set '\(name)' (known: \(([Options.explicitSet] + KnowledgeBase.setNames).joined(separator: ", ")))")
-                }
-            }
+            for name in options.sets where name != Options.explicitSet { chosen += try knowledge.set(named: name) }  // names checked by validate()
         }
         var seen = Set<String>()
         chosen = chosen.filter { seen.insert($0.id).inserted }

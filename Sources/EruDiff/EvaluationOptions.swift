@@ -1,16 +1,13 @@
+import World
+
 /// The settings of an evaluation (DESIGN §4.4; the daemon's `evaluate` parameters).
 public struct EvaluationOptions: Codable, Equatable, Sendable {
-    /// Prompt sets: `world:explicit` (random explicit captions, scored against what they state) and
-    /// the knowledge base's `world:train`, `world:test-paraphrase`, `world:test-concept`, `world:test`.
+    // The options of the table below (`specs`) are documented there.
     public var sets = ["world:explicit", "world:train", "world:test-paraphrase", "world:test-concept"]
-    /// Captions of `world:explicit`.
     public var explicitCount = 64
-    /// Images per prompt (each of an item's implicit, explicit and superficial prompts; each caption).
     public var samplesPerItem = 2
     public var sampling = SamplingSettings(steps: 20, guidance: 4)
-    /// Every draw (captions, sample seeds) follows from it: two runs with the same seed agree exactly.
     public var seed: UInt64 = 0
-    /// The dislocation of the items' pairs (nil: not measured).
     public var dislocation: DislocationMeasurement.Settings? = DislocationMeasurement.Settings()
     /// Images per sampler run (nil: as many as the model's `maxInferenceRows` allows).
     public var chunk: Int? = nil
@@ -22,11 +19,20 @@ public struct EvaluationOptions: Codable, Equatable, Sendable {
     public static let explicitSet = "world:explicit"
 
     public func validate() throws {
-        func bad(_ s: String) -> EruDiffError { .invalidArgument("evaluate: " + s) }
-        guard explicitCount > 0 && explicitCount <= 100_000 else { throw bad("explicitCount must be in 1...100000") }
-        guard samplesPerItem > 0 && samplesPerItem <= 1000 else { throw bad("samplesPerItem must be in 1...1000") }
-        if let chunk { guard chunk > 0 && chunk <= 1024 else { throw bad("chunk must be in 1...1024") } }
-        try sampling.validate("sampling")
-        if let d = dislocation { guard d.samplesPerPair > 0 && d.anchors > 0 else { throw bad("dislocation needs samples and anchors") } }
+        try Self.specs.check(self, "evaluate")
     }
+
+    /// The options of `evaluate` (DESIGN §4.4) but the prompts, each declared once (`OptionSpec`).
+    public static let specs: [OptionSpec<Self>] = [
+        OptionSpec("set", .names([explicitSet] + KnowledgeBase.setNames), "A set or a list: random explicit captions, or the knowledge base's sets.",
+                   get: { $0.sets.isEmpty ? nil : .strings($0.sets) },
+                   set: { o, v in o.sets = v.strings ?? [v.string!]; if !o.sets.allSatisfy(([explicitSet] + KnowledgeBase.setNames).contains) { throw OptionError("set names") } }),
+        .int("samplesPerItem", \.samplesPerItem, 1...1000, "Images per prompt (each of an item's implicit, explicit and superficial prompts; each caption)."),
+        .int("explicitCount", \.explicitCount, 1...100_000, "Random captions of world:explicit."),
+    ] + SamplingSettings.specs().map { $0.lifted(\.sampling) } + [
+        .seed(\.seed, "Seed of the evaluation: every caption and image follows from it, so two runs with the same seed agree exactly."),
+        .group("dislocation", \.dislocation, DislocationMeasurement.Settings.specs, fresh: DislocationMeasurement.Settings(), orBool: true,
+               component: "DislocationSettings", "Measure the items' knowledge dislocation."),
+        .int("chunk", \.chunk, 1...1024, nullable: false, "Images per sampler run (what is drawn does not depend on it)."),
+    ]
 }

@@ -154,8 +154,7 @@ public final class FlowModel {
     /// unchanged until it is trained) on the default targets, or on `targets`.
     @discardableResult
     public func createAdapter(rank: Int, alpha: Float, targets: [String]? = nil, seed: UInt64) throws -> LoRAAdapter {
-        guard rank > 0 && rank <= 1024 else { throw EruDiffError.invalidArgument("LoRA rank must be in 1...1024, got \(rank)") }
-        guard alpha.isFinite && alpha > 0 else { throw EruDiffError.invalidArgument("LoRA alpha must be positive, got \(alpha)") }
+        try LoRASettings.specs.check(LoRASettings(rank: rank, alpha: alpha, seed: seed), "LoRA")
         let a = try LoRAAdapter.initialized(config: transformer.config, rank: rank, alpha: alpha, targets: targets, seed: seed)
         transformer.adapter = a
         return a

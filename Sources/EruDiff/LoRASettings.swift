@@ -9,8 +9,8 @@ public struct LoRASettings: Codable, Equatable, Sendable {
     public var alpha: Float
     public var seed: UInt64
     public var targets: [String]?
-    /// Every linear layer (`allTargets`): also the adaLN modulations and the timestep and pooled-text
-    /// embedders, the path by which the pooled prompt vector conditions the whole model.
+    /// Every linear layer (`allTargets`), the path by which the pooled prompt vector conditions the
+    /// whole model included.
     public var allLayers: Bool
 
     public init(rank: Int = 8, alpha: Float = 8, seed: UInt64 = 1, targets: [String]? = nil, allLayers: Bool = false) {
@@ -27,6 +27,20 @@ public struct LoRASettings: Codable, Equatable, Sendable {
                   allLayers: try c.decodeIfPresent(Bool.self, forKey: .allLayers) ?? false)
     }
 
+    /// The doc of a method's `lora` option.
+    public static let doc = "Adapter shape, used when the model has no adapter or with freshAdapter (another shape without it is an error)."
+
+    /// `lora: {rank, alpha, seed, targets}`, the shape of an adapter a method creates.
+    public static let specs: [OptionSpec<LoRASettings>] = [
+        .int("rank", \.rank, 1...1024, "Rank r."),
+        .number("alpha", \.alpha, 1e-6...1e6, "Scale numerator: the update is (alpha / r)·B·A."),
+        .seed(\.seed, "Seed of PEFT's init of A (B starts at zero)."),
+        OptionSpec("targets", .names(["default", "all"]),
+                   "\"default\" (attention and MLP projections), \"all\" (every linear layer, also the adaLN modulations and the timestep and pooled-text embedders) or a list of module names.",
+                   get: { $0.allLayers ? .string("all") : $0.targets.map { .strings($0) } ?? .string("default") },
+                   set: { s, v in s.allLayers = v.string == "all"; s.targets = v.string == nil ? v.strings : nil }),
+    ]
+
     /// The target list for a model of `config` (nil: the default targets).
     public func resolvedTargets(_ config: FluxConfig) -> [String]? {
         allLayers ? Self.allTargets(config) : targets
@@ -36,15 +50,6 @@ public struct LoRASettings: Codable, Equatable, Sendable {
     /// projection too): adapters that can also move the pooled-text and timestep conditioning path.
     public static func allTargets(_ config: FluxConfig) -> [String] {
         FluxWeights.linearLayout(config).map(\.name)
-    }
-
-    /// Named target sets: "default" (attention and MLP projections, nil), "all" (`allTargets`).
-    public static func targets(named name: String, config: FluxConfig) throws -> [String]? {
-        switch name {
-        case "default": return nil
-        case "all": return allTargets(config)
-        default: throw EruDiffError.invalidArgument("LoRA targets '\(name)': expected default or all")
-        }
     }
 
     /// Whether backward must carry gradients into the conditioning vector for `adapter`: when it has
@@ -98,6 +103,13 @@ final class AdapterOptimizer {
         a.set(prefix + "adam_v", adam.v[0])
         a.set(prefix + "adam_steps", string: String(adam.stepCount))
         a.set(prefix + "adapter_layout", string: "\(adapter.rank)/\(adapter.alpha)/" + adapter.modules.joined(separator: ","))
+    }
+
+    /// The optimizer's options of a training method.
+    static func specs<Root>(_ lr: WritableKeyPath<Root, Float>, _ decay: WritableKeyPath<Root, Float>,
+                            _ clip: WritableKeyPath<Root, Float?>) -> [OptionSpec<Root>] {
+        [.number("learningRate", lr, 0...10, "AdamW learning rate of the adapter."), .number("weightDecay", decay, 0...10, "AdamW weight decay."),
+         .number("maxGradNorm", clip, 1e-9...1e9, "Global gradient-norm clip (null: none).")]
     }
 
     func restore(from a: StateArchive, prefix: String) throws {

@@ -19,45 +19,28 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
         case start
     }
 
-    /// Samples per prompt (G).
+    // The options of the table below (`specs`) are documented there.
     public var groupSize = 8
     public var rounds = 1
-    /// Optimisation steps per round over that round's samples.
     public var stepsPerRound = 16
-    /// Samples per step.
     public var batchSize = 16
-    /// Prompts sampled per round (nil: all of them every round).
     public var promptsPerRound: Int? = nil
-    /// β of the implicit policies v± = v_old ± β·(v_θ − v_old).
     public var beta: Float = 1
-    /// A_max: advantages are clipped to ±A_max before the negative-only cut.
     public var advantageClip: Float = 2
     public var learningRate: Float = 3e-4
     public var weightDecay: Float = 0
     public var maxGradNorm: Float? = 1
-    /// Rows per training forward/backward pass (a step's batch is cut into passes whose gradients
-    /// add up; bounds the training workspace).
     public var rowsPerPass = 16
-    /// λ_KL of the ‖v_θ − v_ref‖² term (0: no reference forward).
     public var klWeight: Float = 0.1
-    /// The reference v_ref of the KL term.
     public var klReference: KLReference = .base
-    /// Train the guided velocity (what sampled the groups) rather than the conditional one: with
-    /// guidance w, v^g = v_old(∅) + w·(v(c) − v_old(∅)) stands for v in both implicit policies and the KL
-    /// term, the unconditional branch held at v_old. The groups come from the guided sampler, so their
-    /// images scatter around the guided velocity's prediction, not the conditional one's; pushed away
-    /// from the conditional prediction, every negative also pushes against the guidance direction.
-    /// No effect without guidance (w = 1). On by default: conditional-only training lowered accuracy on
-    /// `mini`, even its own rollouts' reward (README, "Why NO-RL hurt").
+    /// On by default: conditional-only training lowered accuracy on `mini`, even its own rollouts'
+    /// reward (docs/experiments, Why NO-RL hurt).
     public var guidedPolicy = true
-    /// The verifier's reward for sampled groups (the caller's rewards replace it). The knowledge
-    /// score by default; `.graded` gained nothing on `mini` (README, "What the paraphrases rest on").
+    /// The knowledge score by default; `.graded` gained nothing on `mini` (docs/experiments).
     public var reward: WorldReward = .score
-    /// How groups are sampled (ODE, or SDE with a noise level for exploration).
     public var sampling = SamplingSettings(steps: 20, guidance: 4, sdeNoise: 0.7)
     public var timeSampling: TimeSampling = .uniform
     public var oldPolicy: OldPolicy = .snapshot
-    /// The adapter created when the model has none, or when `freshAdapter`.
     public var lora = LoRASettings()
     public var freshAdapter = false
     public var seed: UInt64 = 0
@@ -65,20 +48,32 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
     public init() {}
 
     public func validate() throws {
-        func bad(_ s: String) -> EruDiffError { .invalidArgument("rlStep: " + s) }
-        guard groupSize >= 2 && groupSize <= 1024 else { throw bad("groupSize must be in 2...1024") }
-        guard rounds >= 0 && rounds <= 100_000 else { throw bad("rounds must be in 0...100000") }
-        guard stepsPerRound >= 0 && stepsPerRound <= 100_000 else { throw bad("stepsPerRound must be in 0...100000") }
-        guard batchSize > 0 && batchSize <= 1024 else { throw bad("batchSize must be in 1...1024") }
-        if let p = promptsPerRound { guard p > 0 else { throw bad("promptsPerRound must be positive") } }
-        guard beta.isFinite && beta > 0 else { throw bad("beta must be positive") }
-        guard advantageClip.isFinite && advantageClip > 0 else { throw bad("advantageClip (A_max) must be positive") }
-        guard learningRate.isFinite && learningRate >= 0 else { throw bad("learningRate must be ≥ 0") }
-        guard weightDecay.isFinite && weightDecay >= 0 else { throw bad("weightDecay must be ≥ 0") }
-        if let m = maxGradNorm { guard m.isFinite && m > 0 else { throw bad("maxGradNorm must be positive") } }
-        guard rowsPerPass > 0 && rowsPerPass <= 4096 else { throw bad("rowsPerPass must be in 1...4096") }
-        guard klWeight.isFinite && klWeight >= 0 else { throw bad("klWeight must be ≥ 0") }
-        try sampling.validate("sampling")
-        if case let .ema(d) = oldPolicy, !(d >= 0 && d < 1) { throw bad("EMA decay must be in [0, 1)") }
+        try Self.specs.check(self, "rlStep")
     }
+
+    /// The options of `rlStep` (DESIGN §4.3), each declared once (`OptionSpec`).
+    public static let specs: [OptionSpec<Self>] = [
+        .int("groupSize", \.groupSize, 2...1024, "Images G per prompt."),
+        .int("rounds", \.rounds, 0...100_000, "Sample-score-update rounds (one with samples)."),
+        .int("stepsPerRound", \.stepsPerRound, 0...100_000, "Optimisation steps per round over that round's samples."),
+        .int("batchSize", \.batchSize, 1...1024, "Samples per step."),
+        .int("rowsPerPass", \.rowsPerPass, 1...4096, "Rows per forward/backward pass, whose gradients add up (bounds memory)."),
+        .int("promptsPerRound", \.promptsPerRound, 1...1_000_000, "Prompts sampled per round (null: all of them every round)."),
+        OptionSpec("reward", .choice(["world", "world-graded"]), "The world verifier's knowledge score, or graded: a wrong shape earns half its fit.",
+                   get: { .string($0.reward == .score ? "world" : "world-graded") }, set: { o, v in o.reward = v.string == "world" ? .score : .graded }),
+        .number("beta", \.beta, 1e-6...1e6, "β of the implicit policies v± = v_old ± β·(v_θ − v_old)."),
+        .number("advantageClip", \.advantageClip, 1e-6...1e6, "A_max: advantages are clipped to ±A_max before the negative-only cut."),
+    ] + AdapterOptimizer.specs(\.learningRate, \.weightDecay, \.maxGradNorm) + [
+        .number("klWeight", \.klWeight, 0...1e6, "λ_KL of ‖v_θ − v_ref‖² (0: no reference pass); towards the base it undoes part of DK-DM."),
+        .choice("klReference", \.klReference, "v_ref: the model with the adapter off, or the adapter as this call found it (a trust region)."),
+        .bool("guidedPolicy", \.guidedPolicy, "Train the guided velocity that sampled the groups (the unconditional branch held) instead of the conditional one."),
+    ] + SamplingSettings.specs(steps: "samplingSteps", adapter: false).map { $0.lifted(\.sampling) } + [
+        TimeSampling.spec(\.timeSampling),
+        OptionSpec("emaDecay", .number(0...0.999999), nullable: true, "v_old as an EMA of the adapter with this decay (null: a copy per round).",
+                   get: { if case .ema(let d) = $0.oldPolicy { return .number(OptionSpec<Self>.decimal(d)) }; return nil },
+                   set: { o, v in o.oldPolicy = v.number.map { .ema(decay: Float($0)) } ?? .snapshot }),
+        .group("lora", LoRASettings.specs.map { $0.lifted(\.lora) }, component: "Lora", LoRASettings.doc),
+        .bool("freshAdapter", \.freshAdapter, "Start from a new adapter (of lora's shape) even if the model has one."),
+        .seed(\.seed, "Seed of the run."),
+    ]
 }

@@ -15,7 +15,7 @@ import World
 /// the EMA weights — plus erudiff.json and training.json).
 public final class Pretraining {
     public struct Options: Codable, Equatable, Sendable {
-        /// Total optimisation steps of the run (the learning-rate schedule is laid out over them).
+        // The options of the table below (`specs`, `erudiff-train pretrain`'s flags) are documented there.
         public var steps = 12_000
         public var batch = 64
         public var learningRate: Float = 6e-4
@@ -27,31 +27,58 @@ public final class Pretraining {
         public var captionDropout: Float = 0.1
         /// Decay of the exponential moving average of the weights that the shipped model uses.
         public var emaDecay: Float = 0.999
-        /// Distinct captions encoded up front (each draw still renders a fresh image).
         public var captionPool = 20_000
         public var textTokens = 24
         public var seed: UInt64 = 1
-        /// Steps between automatic checkpoints (0: only at the end and when asked).
         public var checkpointEvery = 250
         public var config = ModelShape()
-        /// Large, centred scenes first, the world's full geometry later (nil: the full world throughout).
         public var geometryCurriculum: GeometryCurriculum? = nil
-        /// Shift of the logit-normal training times (above 1 toward high noise, below 1 toward the data;
-        /// nil or 1: none; see `FlowMatchingTrainer.Options.timeShift`).
+        /// `geometryCurriculum` for the flags: none while both its counts are zero.
+        var curriculum: GeometryCurriculum {
+            get { geometryCurriculum ?? GeometryCurriculum(fixedSteps: 0, rampSteps: 0) }
+            set { geometryCurriculum = newValue }
+        }
+        /// nil or 1: none (see `FlowMatchingTrainer.Options.timeShift`).
         public var timeShift: Float? = nil
-        /// Spread of the logit-normal training times (nil: 1). Wider trains more at both ends — at low
-        /// noise, where a shape's outline is finished, and at high noise, where the object is placed.
         public var timeStd: Float? = nil
-        /// Shift of the sampling schedule the model ships with (`erudiff.json`; nil: 1).
         public var samplingShift: Float? = nil
-        /// A model folder whose weights start the run instead of random ones (nil: from scratch) — to
-        /// continue a shipped model's training with another schedule. Its shape must match `config`.
         public var initialWeights: String? = nil
-        /// Side of the pixel patch one token packs (nil: 4, 48 channels a token on the RGB canvas).
         public var patch: Int? = nil
-        /// What the network predicts (nil: the velocity).
         public var prediction: PredictionTarget? = nil
         public init() {}
+
+        /// The options of a pretraining run, by their flags.
+        public static let specs: [OptionSpec<Options>] = [
+            .int("steps", \.steps, 1...100_000_000, "Total optimisation steps (the learning-rate schedule is laid out over them)."),
+            .int("batch", \.batch, 1...65_536, "Scenes per step."),
+            .number("lr", \.learningRate, 0...10, "Peak learning rate."),
+            .int("warmup", \.warmupSteps, 0...1_000_000, "The learning rate's linear warm-up in steps."),
+            .seed(\.seed, "Seed of the run."),
+            .int("checkpoint-every", \.checkpointEvery, 0...100_000_000, "Steps between automatic checkpoints (0: only at the end and when asked)."),
+            .int("pool", \.captionPool, 1...10_000_000, "Distinct captions encoded up front (each draw still renders a fresh image)."),
+            .int("text-tokens", \.textTokens, 3...512, "Text tokens per caption."),
+            .int("layers", \.config.numLayers, 0...64, "Double-stream blocks."),
+            .int("single-layers", \.config.numSingleLayers, 0...64, "Single-stream blocks."),
+            .int("heads", \.config.numAttentionHeads, 1...64, "Attention heads."),
+            .int("head-dim", \.config.attentionHeadDim, 1...1024, "Width of a head."),
+            OptionSpec("rope-axes", .text, "RoPE widths of the three position axes, like 8,28,28.",
+                       get: { .string($0.config.axesDimsRope.map(String.init).joined(separator: ",")) },
+                       set: { o, v in o.config.axesDimsRope = v.string!.split(separator: ",").compactMap { Int($0) }
+                           guard o.config.axesDimsRope.count == 3 else { throw OptionError("three integers like 8,28,28") } }),
+            .int("fixed-geometry", \.curriculum.fixedSteps, 0...100_000_000, "Steps during which every scene is large and centred (shape first, placement later)."),
+            .int("geometry-ramp", \.curriculum.rampSteps, 0...100_000_000, "Steps over which the share of large, centred scenes then falls to zero."),
+            .number("time-shift", \.timeShift, 1e-6...1e6, "Shift of the logit-normal training times: above 1 toward noise, below 1 toward the data (null: 1)."),
+            .number("time-std", \.timeStd, 1e-6...1e6, "Spread of the logit-normal training times (null: 1); wider trains more near both ends."),
+            .number("sampling-shift", \.samplingShift, 1e-6...1e6, "The sampling schedule's shift the model ships with in erudiff.json (null: 1)."),
+            OptionSpec("init", .text, nullable: true, "A model folder whose weights start the run (its shape must match); null: from scratch.",
+                       get: { $0.initialWeights.map { .string($0) } }, set: { o, v in o.initialWeights = v.string }),
+            OptionSpec("patch", .int(1...Renderer.side), nullable: true, "Side of the pixel patch a token packs, a divisor of the canvas (null: 4).",
+                       get: { $0.patch.map { .int($0) } },
+                       set: { o, v in o.patch = v.int; if let p = v.int, Renderer.side % p != 0 { throw OptionError("a divisor of \(Renderer.side)") } }),
+            OptionSpec("prediction", .choice(PredictionTarget.allCases.map(\.rawValue)), nullable: true,
+                       "What the network predicts, the loss staying in velocity space (null: the velocity).",
+                       get: { $0.prediction.map { .string($0.rawValue) } }, set: { o, v in o.prediction = v.string.flatMap(PredictionTarget.init) }),
+        ]
     }
 
     /// The transformer's size (DESIGN §3.2); MiniLM fixes the text widths at 384.

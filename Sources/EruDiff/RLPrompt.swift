@@ -33,6 +33,20 @@ public struct RLPrompt: Codable, Equatable, Hashable, Sendable {
         return RLPrompt(text: text, expect: a)
     }
 
+    /// What `rlStep` samples for a set: each of `kinds` of each item once, then `captions` random
+    /// explicit captions drawn from `seed` (the daemon's and the refactoring job's NO-RL prompts).
+    public static func list(_ items: [KnowledgeItem], kinds: [KnowledgeItem.PromptKind], captions: Int, seed: UInt64) throws -> [RLPrompt] {
+        var list: [RLPrompt] = [], seen = Set<RLPrompt>()
+        func add(_ p: RLPrompt) { if seen.insert(p).inserted { list.append(p) } }
+        for item in items { for kind in kinds { add(try RLPrompt(item, kind)) } }
+        var rng = RNG(seed: SeedHash.seed(seed, purpose: "daemon.rl-captions"))
+        for _ in 0..<captions {
+            let c = Caption.random(&rng)
+            add(RLPrompt(text: c.text, expect: c.attributes))
+        }
+        return list
+    }
+
     /// An explicit caption, rewarded against what it states.
     public init(caption: String) throws {
         guard let a = Caption.parse(caption) else {

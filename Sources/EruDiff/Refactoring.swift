@@ -31,6 +31,8 @@ public final class Refactoring: Procedure {
     public var log: ((String) -> Void)?
 
     private var stageIndex = 0
+    /// Anchor banks of other settings than DK-DM's (`bank`); not checkpointed (drawn again).
+    private var otherBanks: [AnchorBank] = []
     private var current: AnyUnitRunner?
     private let bank: AnchorBank
     private var gridTokens: [RefactoringStage: Tensor] = [:]
@@ -53,7 +55,7 @@ public final class Refactoring: Procedure {
         self.out = out
         var st: [RefactoringStage] = [.baseline, .gridBase, .dkdm]
         if options.dkdmOnPolicy != nil { st.append(.dkdmPolicy) }
-        if options.ablation { st.append(.afterDKDM) }
+        if options.ablation || options.evaluateAfterDKDM { st.append(.afterDKDM) }
         st += [.gridDKDM, .norl, .final, .gridFinal]
         if options.ablation { st += [.norlOnly, .afterNoRLOnly] }
         st.append(.report)
@@ -63,10 +65,8 @@ public final class Refactoring: Procedure {
         bank = AnchorBank(settings: options.dkdm.anchors, model: model)
         var grid: [KnowledgeItem] = []
         for family in KnowledgeItem.Family.allCases {
-            let train = knowledge.items.filter { $0.family == family && $0.split == .train }
-            let held = knowledge.items.filter { $0.family == family && $0.split == .testConcept }
-            let nTrain = min(train.count, options.gridRows - options.gridRows / 4)
-            grid += train.prefix(nTrain) + held.prefix(options.gridRows - nTrain)
+            grid += knowledge.items.filter { $0.family == family && $0.split == .train }.prefix(options.grid.trainRowsPerFamily)
+            grid += knowledge.items.filter { $0.family == family && $0.split == .testConcept }.prefix(options.grid.heldOutRowsPerFamily)
         }
         gridItems = grid
         _ = try pairs(options.dkdmSet)
@@ -121,20 +121,29 @@ public final class Refactoring: Procedure {
                                  fraction: (Double(stages.firstIndex(of: st)!) + inner) / Double(stages.count), loss: p?.loss)
     }
 
-    private func evaluation() throws -> Evaluation {
-        var o = options.evaluation
-        o.sampling.useAdapter = model.adapter != nil
-        return try Evaluation(model: model, knowledge: knowledge, options: o, bank: bank)
+    /// The anchor bank of `settings`: DK-DM's, shared when they are the same (as the daemon shares them).
+    private func bank(_ settings: AnchorBank.Settings) -> AnchorBank {
+        if settings == bank.settings { return bank }
+        if let b = otherBanks.first(where: { $0.settings == settings }) { return b }
+        otherBanks.append(AnchorBank(settings: settings, model: model))
+        return otherBanks.last!
     }
 
+    private func evaluation() throws -> Evaluation {
+        var o = options.evaluation
+        o.sampling.useAdapter = o.sampling.useAdapter && model.adapter != nil
+        return try Evaluation(model: model, knowledge: knowledge, options: o, bank: bank(options.evaluationAnchors))
+    }
+
+    /// The grid's images: row k's implicit (and explicit) prompt with seed `grid.seed + k`, as
+    /// `scripts/demo` samples them.
     private func gridSampling(withAnchors: Bool) throws -> BatchedSampling {
-        let seed = SeedHash.seed(options.seed, purpose: "refactor.grid")
-        var req = gridItems.map { BatchedSampling.Request(prompt: $0.implicit, seed: SeedHash.seed(seed, $0.implicit, 0)) }
+        let g = options.grid
+        var req = gridItems.enumerated().map { BatchedSampling.Request(prompt: $1.implicit, seed: g.seed &+ UInt64($0)) }
         if withAnchors {
-            req += gridItems.map { BatchedSampling.Request(prompt: $0.explicit, seed: SeedHash.seed(seed, $0.implicit, 0)) }
+            req += gridItems.enumerated().map { BatchedSampling.Request(prompt: $1.explicit, seed: g.seed &+ UInt64($0)) }
         }
-        var s = options.evaluation.sampling
-        s.useAdapter = model.adapter != nil
+        let s = SamplingSettings(steps: g.steps, guidance: g.guidance, useAdapter: model.adapter != nil)
         return try BatchedSampling(model: model, requests: req, settings: s, chunk: options.evaluation.chunk)
     }
 
@@ -154,8 +163,8 @@ public final class Refactoring: Procedure {
             o.freshAdapter = true
             return AnyUnitRunner(try DistributionMatching(model: model, pairs: try pairs(options.dkdmSet), options: o, bank: bank))
         case .dkdmPolicy:
-            guard let o = options.onPolicyDKDM() else { throw EruDiffError.invalidArgument("no on-policy DK-DM settings") }
-            return AnyUnitRunner(try DistributionMatching(model: model, pairs: try pairs(options.dkdmSet), options: o, bank: bank))
+            guard let o = options.dkdmOnPolicy else { throw EruDiffError.invalidArgument("no on-policy DK-DM settings") }
+            return AnyUnitRunner(try DistributionMatching(model: model, pairs: try pairs(options.dkdmSet), options: o, bank: bank(o.anchors)))
         case .norl, .norlOnly:
             var o = options.norl
             o.lora = options.dkdm.lora
@@ -184,31 +193,10 @@ public final class Refactoring: Procedure {
 
     // MARK: Prompts
 
-    private func pairs(_ set: String) throws -> [KnowledgePair] {
-        do { return try knowledge.set(named: set).map(KnowledgePair.init) } catch {
-            throw EruDiffError.invalidArgument("unknown knowledge set '\(set)'")
-        }
-    }
+    private func pairs(_ set: String) throws -> [KnowledgePair] { try knowledge.set(named: set).map(KnowledgePair.init) }
 
     private func rlPrompts() throws -> [RLPrompt] {
-        var list: [RLPrompt] = [], seen = Set<RLPrompt>()
-        let items: [KnowledgeItem]
-        do { items = try knowledge.set(named: options.rlSet) } catch {
-            throw EruDiffError.invalidArgument("unknown knowledge set '\(options.rlSet)'")
-        }
-        for item in items {
-            for kind in options.rlKinds {
-                let p = try RLPrompt(item, kind)
-                if seen.insert(p).inserted { list.append(p) }
-            }
-        }
-        var rng = RNG(seed: SeedHash.seed(options.seed, purpose: "refactor.rl-captions"))
-        for _ in 0..<options.rlCaptions {
-            let c = Caption.random(&rng)
-            let p = RLPrompt(text: c.text, expect: c.attributes)
-            if seen.insert(p).inserted { list.append(p) }
-        }
-        return list
+        try RLPrompt.list(knowledge.set(named: options.rlSet), kinds: options.rlKinds, captions: options.rlCaptions, seed: options.norl.seed)
     }
 
     // MARK: Outputs
@@ -241,7 +229,7 @@ public final class Refactoring: Procedure {
             }
             let labels = rows.map { gridItems[$0].implicit + (gridItems[$0].split == .train ? "" : " (held out)") }
             let grid = ImageGrid(rows: cells, rowLabels: labels,
-                                 columnLabels: ["base", "DK-DM", results.finalName, "explicit anchor"], scale: 3,
+                                 columnLabels: ["base", "DK-DM", results.finalName, "explicit anchor"], scale: options.grid.scale,
                                  rowLabelChars: 28)
             try grid.write(to: out.appendingPathComponent("grid-\(family.rawValue).png").path)
         }

@@ -16,17 +16,32 @@ public struct SamplingSettings: Codable, Equatable, Sendable {
         self.steps = steps; self.guidance = guidance; self.sdeNoise = sdeNoise; self.useAdapter = useAdapter
     }
 
+    /// The SDE noise level when sampler "sde" is asked for without one.
+    public static let noiseLevel: Float = 0.7
+
+    /// How a method reads its sampling: `steps` (named `stepsName`), `guidance`, `sampler`,
+    /// `noiseLevel` and, with `adapter`, `adapter`.
+    public static func specs(steps stepsName: String = "steps", adapter: Bool = true) -> [OptionSpec<SamplingSettings>] {
+        [
+            .int(stepsName, \.steps, 1...1000, "Sampler steps."),
+            .number("guidance", \.guidance, 0...100, nullable: false, "Classifier-free guidance weight w (1: none)."),
+            OptionSpec("sampler", .choice(["ode", "sde"]), "Euler ODE, or Flow-GRPO's SDE (with noiseLevel) for exploration.",
+                       get: { .string($0.sdeNoise == nil ? "ode" : "sde") },
+                       set: { s, v in s.sdeNoise = v.string == "ode" ? nil : s.sdeNoise ?? noiseLevel }),
+            OptionSpec("noiseLevel", .number(0...10), "SDE noise level a (sampler sde only).",
+                       get: { .number(OptionSpec<SamplingSettings>.decimal($0.sdeNoise ?? noiseLevel)) },
+                       set: { s, v in
+                           guard s.sdeNoise != nil else { throw OptionError(#"given with sampler "sde" only"#) }
+                           s.sdeNoise = Float(v.number!)
+                       }),
+        ] + (adapter ? [.bool("adapter", \.useAdapter, "Apply the model's adapter (false: the frozen base model).")] : [])
+    }
+
     /// The sampler method these settings name.
     public var method: FlowSampler.Method { sdeNoise.map { .sde(noiseLevel: $0) } ?? .ode }
 
     /// Throws naming the first setting out of range.
     public func validate(_ what: String = "sampling") throws {
-        guard steps > 0 && steps <= 1000 else { throw EruDiffError.invalidArgument("\(what).steps must be in 1...1000, got \(steps)") }
-        if let g = guidance, !(g.isFinite && g >= 0 && g <= 100) {
-            throw EruDiffError.invalidArgument("\(what).guidance must be in [0, 100], got \(g)")
-        }
-        if let a = sdeNoise, !(a.isFinite && a >= 0 && a <= 10) {
-            throw EruDiffError.invalidArgument("\(what).sdeNoise must be in [0, 10], got \(a)")
-        }
+        try Self.specs().check(self, what)
     }
 }

@@ -24,23 +24,34 @@ public enum TimeSampling: Codable, Equatable, Sendable {
         }
     }
 
-    /// Parses "uniform", "logit-normal", "logit-normal:M:S" or "shifted:S".
-    public init(parsing text: String) throws {
-        let parts = text.split(separator: ":").map(String.init)
-        func num(_ i: Int) throws -> Float {
-            guard i < parts.count, let v = Float(parts[i]), v.isFinite else {
-                throw EruDiffError.invalidArgument("time sampling '\(text)': expected uniform, logit-normal[:mean:std] or shifted:s")
-            }
-            return v
+    /// Parses `text`'s form: "uniform", "logit-normal", "logit-normal:M:S" or "shifted:S" (S, STD > 0).
+    public init?(text: String) {
+        let p = text.split(separator: ":", omittingEmptySubsequences: false), n = p.dropFirst().compactMap { Float($0) }.filter(\.isFinite)
+        switch (p[0], n.count, p.count) {
+        case ("uniform", 0, 1): self = .uniform
+        case ("logit-normal", 0, 1): self = .logitNormal(mean: 0, std: 1)
+        case ("logit-normal", 2, 3) where n[1] > 0: self = .logitNormal(mean: n[0], std: n[1])
+        case ("shifted", 1, 2) where n[0] > 0: self = .shifted(n[0])
+        default: return nil
         }
-        switch parts.first ?? "" {
-        case "uniform": self = .uniform
-        case "logit-normal": self = parts.count == 1 ? .logitNormal(mean: 0, std: 1) : .logitNormal(mean: try num(1), std: try num(2))
-        case "shifted":
-            let s = try num(1)
-            guard s > 0 else { throw EruDiffError.invalidArgument("time sampling shift must be positive") }
-            self = .shifted(s)
-        default: throw EruDiffError.invalidArgument("time sampling '\(text)': expected uniform, logit-normal[:mean:std] or shifted:s")
+    }
+
+    public var text: String {
+        switch self {
+        case .uniform: return "uniform"
+        case let .logitNormal(m, s): return m == 0 && s == 1 ? "logit-normal" : "logit-normal:\(m):\(s)"
+        case let .shifted(s): return "shifted:" + (s == s.rounded() && abs(s) < 1e9 ? String(Int(s)) : "\(s)")
         }
+    }
+
+    /// The `timeSampling` option of a training procedure.
+    static func spec<Root>(_ kp: WritableKeyPath<Root, TimeSampling>) -> OptionSpec<Root> {
+        OptionSpec("timeSampling", .text, "Training times: \"uniform\", \"logit-normal\", \"logit-normal:MEAN:STD\" or \"shifted:S\" "
+                   + "(u ~ U(0, 1), t = S·u / (1 + (S − 1)·u): S > 1 spends more steps near noise).",
+                   get: { .string($0[keyPath: kp].text) },
+                   set: { o, v in
+                       guard let t = TimeSampling(text: v.string!) else { throw OptionError(#""uniform", "logit-normal", "logit-normal:MEAN:STD" or "shifted:S" (S, STD > 0)"#) }
+                       o[keyPath: kp] = t
+                   })
     }
 }

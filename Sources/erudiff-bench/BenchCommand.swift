@@ -7,11 +7,6 @@ protocol BenchCommand {
     static func run(arguments: [String]) throws
 }
 
-/// A command-line mistake, printed with the usage line.
-struct BenchUsageError: Error, CustomStringConvertible {
-    let description: String
-}
-
 /// Wall-clock timing helpers.
 enum Stopwatch {
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }

@@ -26,39 +26,17 @@ enum DaemonBench: BenchCommand {
     """
 
     static func run(arguments: [String]) throws {
-        var daemonPath = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        if arguments.contains("--help") || arguments.contains("-h") { print(usage); return }
+        let f = try Flags(arguments, valued: ["erudiffd", "model", "steps", "reps", "cold", "threads", "match"], boolean: ["json"])
+        let daemonPath = f.string("erudiffd") ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("erudiffd").path
-        var modelDir = "models/mini", steps = 20, reps = 30, colds = 3, threads = 2, json = false
-        var match = #"{"set": "world:train", "steps": 30, "batchSize": 8, "anchors": {"perPair": 2}, "dislocation": false}"#
-        var i = 0
-        func value() throws -> String {
-            i += 1
-            guard i < arguments.count else { throw BenchUsageError(description: "\(arguments[i - 1]) needs a value\n" + usage) }
-            return arguments[i]
-        }
-        func int() throws -> Int {
-            let v = try value()
-            guard let n = Int(v), n > 0 else { throw BenchUsageError(description: "\(arguments[i - 1]) needs a positive integer") }
-            return n
-        }
-        while i < arguments.count {
-            switch arguments[i] {
-            case "--erudiffd": daemonPath = try value()
-            case "--model": modelDir = try value()
-            case "--steps": steps = try int()
-            case "--reps": reps = try int()
-            case "--cold": colds = try int()
-            case "--threads": threads = try int()
-            case "--match": match = try value()
-            case "--json": json = true
-            case "-h", "--help": print(usage); return
-            default: throw BenchUsageError(description: "unknown option \(arguments[i])\n" + usage)
-            }
-            i += 1
-        }
+        let modelDir = f.string("model") ?? "models/mini", json = f.has("json")
+        let steps = try f.positive("steps") ?? 20, reps = try f.positive("reps") ?? 30, colds = try f.positive("cold") ?? 3
+        let threads = try f.positive("threads") ?? 2
+        let match = f.string("match") ?? #"{"set": "world:train", "steps": 30, "batchSize": 8, "anchors": {"perPair": 2}, "dislocation": false}"#
         let model = URL(fileURLWithPath: modelDir).standardizedFileURL.path
         guard FileManager.default.isExecutableFile(atPath: daemonPath) else {
-            throw BenchUsageError(description: "no erudiffd at \(daemonPath) (build it, or pass --erudiffd)")
+            throw CommandError(description: "no erudiffd at \(daemonPath) (build it, or pass --erudiffd)")
         }
         BLAS.setThreads(threads)
         Parallel.threads = threads
@@ -101,7 +79,7 @@ enum DaemonBench: BenchCommand {
             let reply = try conn.call(request)
             kept.append(Stopwatch.now() - s)
             cpuDaemon += warm.cpuSeconds() - dc
-            guard reply.contains("\"result\"") else { throw BenchUsageError(description: "sample failed: \(reply.prefix(300))") }
+            guard reply.contains("\"result\"") else { throw CommandError(description: "sample failed: \(reply.prefix(300))") }
             s = Stopwatch.now()
             let once = try LineSocket(path: warm.socket)
             _ = try once.call(request)
@@ -112,7 +90,7 @@ enum DaemonBench: BenchCommand {
         let afterSample = warm.memory()
         let matchReply = try LineSocket(path: warm.socket).call(#"{"jsonrpc":"2.0","id":2,"method":"matchDistributions","params":\#(match)}"#,
                                                                 timeout: 3600)
-        guard matchReply.contains("\"result\"") else { throw BenchUsageError(description: "matchDistributions failed: \(matchReply.prefix(300))") }
+        guard matchReply.contains("\"result\"") else { throw CommandError(description: "matchDistributions failed: \(matchReply.prefix(300))") }
         usleep(300_000)   // the worker gives freed memory back once idle
         let afterMatch = warm.memory()
         warm.stop()
@@ -125,7 +103,7 @@ enum DaemonBench: BenchCommand {
             try d.waitReady(timeout: 60)
             let reply = try LineSocket(path: d.socket).call(request)
             coldReply.append(Stopwatch.now() - s)
-            guard reply.contains("\"result\"") else { throw BenchUsageError(description: "cold sample failed") }
+            guard reply.contains("\"result\"") else { throw CommandError(description: "cold sample failed") }
             d.stop()
             cold.append(Stopwatch.now() - s)
         }
@@ -184,11 +162,11 @@ final class DaemonProcess {
     func waitReady(timeout: Double) throws {
         let end = Stopwatch.now() + timeout
         while Stopwatch.now() < end {
-            guard process.isRunning else { throw BenchUsageError(description: "erudiffd exited with \(process.terminationStatus)") }
+            guard process.isRunning else { throw CommandError(description: "erudiffd exited with \(process.terminationStatus)") }
             if let s = try? LineSocket(path: socket) { s.close(); return }
             usleep(2000)
         }
-        throw BenchUsageError(description: "erudiffd did not listen on \(socket)")
+        throw CommandError(description: "erudiffd did not listen on \(socket)")
     }
 
     /// user + system CPU seconds of the daemon so far (/proc/PID/stat).
@@ -231,11 +209,11 @@ final class LineSocket {
 
     init(path: String) throws {
         fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BenchUsageError(description: "socket() failed") }
+        guard fd >= 0 else { throw CommandError(description: "socket() failed") }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw BenchUsageError(description: "socket path too long") }
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw CommandError(description: "socket path too long") }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             for (k, b) in bytes.enumerated() { raw[k] = b }
         }
@@ -244,7 +222,7 @@ final class LineSocket {
         }
         guard r == 0 else {
             Glibc.close(fd)
-            throw BenchUsageError(description: "cannot connect to \(path)")
+            throw CommandError(description: "cannot connect to \(path)")
         }
     }
 
@@ -253,7 +231,7 @@ final class LineSocket {
         var off = 0
         while off < data.count {
             let n = data[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw BenchUsageError(description: "write failed") }
+            guard n > 0 else { throw CommandError(description: "write failed") }
             off += n
         }
     }
@@ -271,10 +249,10 @@ final class LineSocket {
                 return text
             }
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw BenchUsageError(description: "the daemon closed the connection") }
+            guard n > 0 else { throw CommandError(description: "the daemon closed the connection") }
             buffer.append(contentsOf: chunk[..<n])
         }
-        throw BenchUsageError(description: "no reply in \(timeout) s")
+        throw CommandError(description: "no reply in \(timeout) s")
     }
 
     func close() { Glibc.close(fd) }

@@ -1,4 +1,5 @@
 import Diffusion
+import EruDiff
 import Foundation
 import Models
 import Tensors
@@ -17,23 +18,9 @@ enum FluxBench: BenchCommand {
     static let summary = "flow transformer forward / training step / sampling (ms), training GFLOP/s vs sgemm"
 
     static func run(arguments: [String]) throws {
-        var weightsDir: String? = nil, textTokens = 16, rounds = 3, json = false, only: String? = nil
-        var i = 0
-        func value() throws -> String {
-            guard i + 1 < arguments.count else { throw BenchUsageError(description: "\(arguments[i]) needs a value") }
-            i += 2
-            return arguments[i - 1]
-        }
-        while i < arguments.count {
-            switch arguments[i] {
-            case "--weights": weightsDir = try value()
-            case "--text-tokens": textTokens = Int(try value()) ?? 16
-            case "--rounds": rounds = Int(try value()) ?? 3
-            case "--json": json = true; i += 1
-            case "--only": only = try value()
-            default: throw BenchUsageError(description: "unknown option \(arguments[i]) (usage: flux [--weights DIR] [--text-tokens L] [--rounds N] [--json])")
-            }
-        }
+        let f = try Flags(arguments, valued: ["weights", "text-tokens", "rounds", "only"], boolean: ["json"])
+        let weightsDir = f.string("weights"), only = f.string("only"), json = f.has("json")
+        let textTokens = try f.positive("text-tokens") ?? 16, rounds = try f.positive("rounds") ?? 3
         BLAS.setThreads(Int(ProcessInfo.processInfo.environment["FLUX_BLAS_THREADS"] ?? "") ?? 2)
         Parallel.threads = Int(ProcessInfo.processInfo.environment["FLUX_PAR_THREADS"] ?? "") ?? 2
         if only == "gemm-shapes" { gemmShapes(); return }
@@ -84,7 +71,7 @@ enum FluxBench: BenchCommand {
             }),
         ]
         if let only {  // profiling aid: repeat one item for about ten seconds
-            guard let item = items.first(where: { $0.0 == only }) else { throw BenchUsageError(description: "no item \(only)") }
+            guard let item = items.first(where: { $0.0 == only }) else { throw CommandError(description: "no item \(only)") }
             let seconds = Double(ProcessInfo.processInfo.environment["FLUX_SECONDS"] ?? "") ?? 10
             try item.1()
             let t0 = Stopwatch.now(), c0 = Stopwatch.processCPU()

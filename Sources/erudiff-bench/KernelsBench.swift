@@ -1,3 +1,4 @@
+import EruDiff
 import Foundation
 import Tensors
 
@@ -9,24 +10,8 @@ enum KernelsBench: BenchCommand {
     static let summary = "sgemm ceiling vs Linear and attention forward+backward (GFLOP/s, fraction)"
 
     static func run(arguments: [String]) throws {
-        var threads = ProcessInfo.processInfo.activeProcessorCount, rounds = 5
-        var i = 0
-        while i < arguments.count {
-            switch arguments[i] {
-            case "--threads":
-                guard i + 1 < arguments.count, let n = Int(arguments[i + 1]), n > 0 else {
-                    throw BenchUsageError(description: "--threads needs a positive integer")
-                }
-                threads = n; i += 2
-            case "--rounds":
-                guard i + 1 < arguments.count, let n = Int(arguments[i + 1]), n > 0 else {
-                    throw BenchUsageError(description: "--rounds needs a positive integer")
-                }
-                rounds = n; i += 2
-            default:
-                throw BenchUsageError(description: "unknown option \(arguments[i]) (usage: kernels [--threads N] [--rounds N])")
-            }
-        }
+        let f = try Flags(arguments, valued: ["threads", "rounds"])
+        let threads = try f.positive("threads") ?? ProcessInfo.processInfo.activeProcessorCount, rounds = try f.positive("rounds") ?? 5
         BLAS.setThreads(threads)
         Parallel.threads = threads
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?

@@ -1,3 +1,4 @@
+import EruDiff
 import Foundation
 import Models
 import Tensors
@@ -24,30 +25,8 @@ enum TextEncoderBench: BenchCommand {
     ]
 
     static func run(arguments: [String]) throws {
-        var threads = 2, repeats = 30, serve = false
-        var weights: String? = nil
-        var i = 0
-        func value() throws -> String {
-            guard i + 1 < arguments.count else { throw BenchUsageError(description: "\(arguments[i]) needs a value") }
-            return arguments[i + 1]
-        }
-        while i < arguments.count {
-            switch arguments[i] {
-            case "--threads":
-                guard let n = Int(try value()), n > 0 else { throw BenchUsageError(description: "--threads needs a positive integer") }
-                threads = n; i += 2
-            case "--repeats":
-                guard let n = Int(try value()), n > 0 else { throw BenchUsageError(description: "--repeats needs a positive integer") }
-                repeats = n; i += 2
-            case "--weights":
-                weights = try value(); i += 2
-            case "--serve":
-                serve = true; i += 1
-            default:
-                throw BenchUsageError(description:
-                    "unknown option \(arguments[i]) (usage: textencoder [--threads N] [--weights PATH] [--repeats N] [--serve])")
-            }
-        }
+        let f = try Flags(arguments, valued: ["threads", "repeats", "weights"], boolean: ["serve"])
+        let threads = try f.positive("threads") ?? 2, repeats = try f.positive("repeats") ?? 30, serve = f.has("serve"), weights = f.string("weights")
         BLAS.setThreads(threads)
         Parallel.threads = threads
         let encoder = try TextEncoder(path: weights)

@@ -1,3 +1,4 @@
+import EruDiff
 import Foundation
 import Models
 import Tensors
@@ -16,7 +17,7 @@ enum FluxExportCommand: TrainCommand {
 
     static func run(arguments: [String]) throws {
         guard arguments.count == 2 else {
-            throw UsageError(description: "usage: erudiff-train flux-export <fixture-dir> <out-dir>")
+            throw CommandError(description: "usage: erudiff-train flux-export <fixture-dir> <out-dir>")
         }
         let fixture = URL(fileURLWithPath: arguments[0]), out = URL(fileURLWithPath: arguments[1])
         let config = try FluxConfig(contentsOf: fixture.appendingPathComponent("config.json"))

@@ -10,90 +10,29 @@ enum PretrainCommand: TrainCommand {
     static let name = "pretrain"
     static let summary = "base pretraining of a flow model on the bundled world (resumable)"
 
-    static let usage = """
-    usage: erudiff-train pretrain [--out DIR] [--steps N] [--batch N] [--lr X] [--seed N] [--minutes M]
-                                  [--checkpoint-every N] [--check-every N] [--check-images N] [--threads N]
-                                  [--pool N] [--text-tokens N] [--layers N] [--single-layers N] [--heads N]
-                                  [--head-dim N] [--rope-axes A,B,C] [--fixed-geometry N] [--geometry-ramp N]
-                                  [--time-shift S] [--time-std S] [--sampling-shift S] [--init MODEL_DIR] [--minilm DIR]
-                                  [--patch P] [--prediction velocity|sample] [--warmup N]
-      Trains from scratch (or from the weights of --init MODEL_DIR, whose shape must match), or resumes
-      from DIR/pretrain-state.safetensors when it exists (same options).
-      Writes the model to DIR (default models/mini): config.json, diffusion_pytorch_model.safetensors
-      (EMA weights), erudiff.json, training.json. --minutes stops early (checkpointed) after M minutes of
-      wall time; run the same command again to continue. SIGINT/SIGTERM checkpoint and stop.
-      --check-every N samples --check-images explicit captions with the EMA weights every N steps and
-      prints the verifier's accuracy (0: never).
-      --fixed-geometry N draws every training scene large and centred for the first N steps, then
-      --geometry-ramp M lowers their share linearly to zero over M more steps (a curriculum: shape
-      first, placement later; see GeometryCurriculum).
-      --time-shift S shifts the logit-normal training times (t' = S·t / (1 + (S − 1)·t): above 1 toward
-      noise, below 1 toward the data);
-      --time-std S is the spread of those logit-normal times (default 1; wider trains more near both ends);
-      --sampling-shift S is the sampling schedule's shift written to erudiff.json (default 1 for both).
-      --patch P packs P×P pixels into a token (default 4); --prediction sample trains the network to
-      predict the clean image, with the loss in velocity space (default velocity).
-      --warmup N is the learning rate's linear warm-up in steps (default 300).
-    """
+    static var usage: String {
+        """
+        usage: erudiff-train pretrain [--out DIR] [--minutes M] [--check-every N] [--check-images N] [--threads N] [--minilm DIR]
+                                      [--OPTION VALUE]...
+          Trains from scratch (or from the weights of --init MODEL_DIR, whose shape must match), or resumes
+          from DIR/pretrain-state.safetensors when it exists (same options).
+          Writes the model to DIR (default models/mini): config.json, diffusion_pytorch_model.safetensors
+          (EMA weights), erudiff.json, training.json. --minutes stops early (checkpointed) after M minutes of
+          wall time; run the same command again to continue. SIGINT/SIGTERM checkpoint and stop.
+          --check-every N (default 1000; 0: never) samples --check-images (default 64) explicit captions with the
+          EMA weights every N steps and prints the verifier's accuracy.
+
+        options:\n
+        """ + Flags.help(Pretraining.Options.specs.flattened())
+    }
 
     static func run(arguments: [String]) throws {
         if arguments.contains("--help") || arguments.contains("-h") { print(usage); return }
-        let f = try Flags(arguments, valued: ["out", "steps", "batch", "lr", "seed", "minutes", "checkpoint-every",
-                                              "check-every", "check-images", "threads", "pool", "text-tokens",
-                                              "layers", "single-layers", "heads", "head-dim", "rope-axes", "minilm",
-                                              "fixed-geometry", "geometry-ramp", "time-shift", "time-std", "sampling-shift", "init",
-                                              "patch", "prediction", "warmup"])
+        let f = try Flags(arguments, valued: Set(["out", "minutes", "check-every", "check-images", "threads", "minilm"]
+                                                 + Pretraining.Options.specs.map(\.name)))
         var o = Pretraining.Options()
-        if let v = try f.int("steps") { o.steps = v }
-        if let v = try f.int("batch") { o.batch = v }
-        if let v = try f.int("warmup") {
-            guard v >= 0 else { throw UsageError(description: "--warmup must not be negative") }
-            o.warmupSteps = v
-        }
-        if let v = try f.float("lr") { o.learningRate = v }
-        if let v = try f.int("seed") { o.seed = UInt64(v) }
-        if let v = try f.int("checkpoint-every") { o.checkpointEvery = max(1, v) }
-        if let v = try f.int("pool") { o.captionPool = v }
-        if let v = try f.int("text-tokens") { o.textTokens = v }
-        if let v = try f.int("layers") { o.config.numLayers = v }
-        if let v = try f.int("single-layers") { o.config.numSingleLayers = v }
-        if let v = try f.int("heads") { o.config.numAttentionHeads = v }
-        if let v = try f.int("head-dim") { o.config.attentionHeadDim = v }
-        if let v = f.string("rope-axes") {
-            let axes = v.split(separator: ",").compactMap { Int($0) }
-            guard axes.count == 3 else { throw UsageError(description: "--rope-axes expects three integers like 8,28,28") }
-            o.config.axesDimsRope = axes
-        }
-        func shift(_ flag: String) throws -> Float? {
-            guard let v = try f.float(flag) else { return nil }
-            guard v > 0, v.isFinite else { throw UsageError(description: "--\(flag) must be a positive number") }
-            return v
-        }
-        o.timeShift = try shift("time-shift")
-        o.timeStd = try shift("time-std")
-        o.initialWeights = f.string("init")
-        o.samplingShift = try shift("sampling-shift")
-        if let p = try f.int("patch") {
-            guard p > 0, Renderer.side % p == 0 else {
-                throw UsageError(description: "--patch must divide the \(Renderer.side)-pixel canvas")
-            }
-            o.patch = p
-        }
-        if let v = f.string("prediction") {
-            guard let p = PredictionTarget(rawValue: v) else {
-                throw UsageError(description: "--prediction must be one of " + PredictionTarget.allCases.map(\.rawValue).joined(separator: ", "))
-            }
-            o.prediction = p
-        }
-        let fixed = try f.int("fixed-geometry"), ramp = try f.int("geometry-ramp")
-        if fixed != nil || ramp != nil {
-            guard (fixed ?? 0) >= 0, (ramp ?? 0) >= 0 else {
-                throw UsageError(description: "--fixed-geometry and --geometry-ramp must not be negative")
-            }
-            o.geometryCurriculum = GeometryCurriculum(fixedSteps: fixed ?? 0, rampSteps: ramp ?? 0)
-        }
-        guard o.steps > 0, o.batch > 0, o.captionPool > 0, o.textTokens > 2 else {
-            throw UsageError(description: "--steps, --batch, --pool must be positive and --text-tokens > 2")
+        for (flag, value) in f.given {
+            if let spec = Pretraining.Options.specs.first(where: { $0.name == flag }) { try Flags.set(spec, value, in: &o, flag: flag) }
         }
         if let t = try f.int("threads") { BLAS.setThreads(t); Parallel.threads = max(1, t) }
         let minutes = try f.float("minutes")

@@ -4,147 +4,94 @@ import Models
 import Tensors
 import World
 
-/// `erudiff-train refactor`: baseline evaluation → DK-DM → NO-RL → evaluation on a model folder,
-/// resumable (see `Refactoring`).
+/// `erudiff-train refactor`: the main job in process — baseline evaluation → DK-DM → NO-RL →
+/// evaluation on a model folder, resumable (see `Refactoring`) — on the study `scripts/demo` sends to
+/// the daemon. Every option of the study is a flag (`--SECTION.NAME VALUE`, from its table); the short
+/// names below set one or several of them.
 enum RefactorCommand: TrainCommand {
     static let name = "refactor"
-    static let summary = "knowledge refactoring: evaluate, DK-DM, NO-RL, evaluate (resumable)"
+    static let summary = "knowledge refactoring: evaluate, DK-DM, NO-RL, evaluate (resumable), on scripts/demo.json's study"
 
-    static let usage = """
-    usage: erudiff-train refactor [--model DIR] [--out DIR] [--seed N] [--ablation] [--threads N] [--minilm DIR]
-        [--eval-samples N] [--eval-steps N] [--explicit-count N] [--guidance W]
-        [--dkdm-steps N] [--dkdm-batch N] [--dkdm-lr X] [--anchors K] [--anchor-steps N] [--verify-anchors] [--anchor-draws N] [--match-target reference|anchor]
-        [--keep W] [--keep-rows N]
-        [--replay N] [--replay-pool N] [--replay-weight W] [--replay-source reference|rendered] [--time-sampling uniform|logit-normal[:m:s]|shifted:s]
-        [--lora-rank R] [--lora-alpha A] [--lora-targets default|all] [--policy-steps N] [--policy-lr X] [--policy-refresh N]
-        [--rl-rounds N] [--rl-steps N] [--rl-group G] [--rl-batch N] [--rl-prompts N] [--rl-captions N]
-        [--rl-kinds implicit,explicit] [--rl-lr X] [--beta B] [--amax A] [--rl-reward score|graded] [--kl W] [--kl-reference base|start] [--rl-conditional] [--sde-noise A] [--rl-sample-steps N]
-        [--rl-time-sampling uniform|logit-normal[:m:s]|shifted:s]
-        [--checkpoint-seconds S]
-      Runs on the base weights of --model (default models/mini) and writes into --out (default out/refactor):
-      adapter.safetensors (PEFT LoRA), results.json, results.md and grid-<family>.png. Resumes from
-      --out/refactor-state.safetensors when it exists (same options); SIGINT/SIGTERM checkpoint and stop.
-      --ablation also evaluates DK-DM alone and runs NO-RL alone from the base model.
-      --policy-steps N continues DK-DM for N steps on the policy's own samples of the implicit prompts,
-      redrawn every --policy-refresh steps (default 50), at --policy-lr (default 3e-3); off by default.
-      --verify-anchors trains DK-DM only on reference anchors the world verifier reads as their explicit
-      caption states, drawing up to --anchor-draws per pair (default 3 × --anchors) to find them.
-      --match-target anchor trains the implicit prompt on the anchors' own velocities ε − x0 instead of
-      the reference's (fine-tuning on the anchors, not DK-DM; with --verify-anchors, on verified ones).
-      --kl-reference start holds NO-RL to the adapter it starts from (default base: adapter off);
-      --rl-conditional trains NO-RL's conditional velocity instead of the guided one that sampled its groups
-      (NegativeOnlyRLOptions.guidedPolicy, on by default).
-      --rl-reward graded also credits a wrong shape by how well the expected one fits (WorldReward).
-      Defaults: RefactoringOptions.standard (chosen to fit 15 minutes on 2 cores).
-    """
+    /// Short flags: the study options each sets.
+    static let aliases: [(flag: String, paths: [String])] = [
+        ("eval-samples", ["evaluate.samplesPerItem"]), ("eval-steps", ["evaluate.steps"]), ("explicit-count", ["evaluate.explicitCount"]),
+        ("guidance", ["evaluate.guidance", "evaluate.anchors.guidance", "matchDistributions.anchors.guidance", "rlStep.guidance", "grid.guidance"]),
+        ("seed", ["evaluate.seed", "matchDistributions.seed", "rlStep.seed", "grid.seed"]),
+        ("dkdm-steps", ["matchDistributions.steps"]), ("dkdm-batch", ["matchDistributions.batchSize"]),
+        ("dkdm-lr", ["matchDistributions.learningRate"]), ("anchors", ["matchDistributions.anchors.perPair"]),
+        ("anchor-steps", ["matchDistributions.anchors.steps", "evaluate.anchors.steps"]),
+        ("anchor-draws", ["matchDistributions.anchors.maxDraws"]), ("match-target", ["matchDistributions.matchTarget"]),
+        ("keep", ["matchDistributions.preserveWeight"]), ("keep-rows", ["matchDistributions.keepPerStep"]),
+        ("replay", ["matchDistributions.replay.perStep"]), ("replay-pool", ["matchDistributions.replay.pool"]),
+        ("replay-weight", ["matchDistributions.replay.weight"]), ("replay-source", ["matchDistributions.replay.source"]),
+        ("time-sampling", ["matchDistributions.timeSampling"]), ("lora-rank", ["matchDistributions.lora.rank"]),
+        ("lora-alpha", ["matchDistributions.lora.alpha"]), ("lora-targets", ["matchDistributions.lora.targets"]),
+        ("policy-lr", ["matchDistributionsOnPolicy.learningRate"]), ("policy-refresh", ["matchDistributionsOnPolicy.anchors.refreshEvery"]),
+        ("rl-rounds", ["rlStep.rounds"]), ("rl-steps", ["rlStep.stepsPerRound"]), ("rl-group", ["rlStep.groupSize"]),
+        ("rl-batch", ["rlStep.batchSize"]), ("rl-prompts", ["rlStep.promptsPerRound"]), ("rl-captions", ["rlStep.captions"]),
+        ("rl-kinds", ["rlStep.kinds"]), ("rl-lr", ["rlStep.learningRate"]), ("beta", ["rlStep.beta"]), ("amax", ["rlStep.advantageClip"]),
+        ("rl-reward", ["rlStep.reward"]), ("kl", ["rlStep.klWeight"]), ("kl-reference", ["rlStep.klReference"]),
+        ("sde-noise", ["rlStep.noiseLevel"]), ("rl-sample-steps", ["rlStep.samplingSteps"]), ("rl-time-sampling", ["rlStep.timeSampling"]),
+    ]
+    /// Switches: the study option each sets, and to what.
+    static let switches: [(flag: String, path: String, value: Bool)] = [
+        ("verify-anchors", "matchDistributions.anchors.verify", true), ("rl-conditional", "rlStep.guidedPolicy", false),
+    ]
+    static let options = Dictionary(uniqueKeysWithValues: RefactoringStudy.specs.flattened().map { ($0.path, $0.spec) })
+
+    static var usage: String {
+        var s = """
+        usage: erudiff-train refactor [--study FILE] [--model DIR] [--out DIR] [--minilm DIR] [--ablation] [--checkpoint-seconds S]
+            [--policy-steps N] [--SECTION.NAME VALUE]... [short flags]
+          Runs the study of --study (default scripts/demo.json, the one scripts/demo sends to the daemon) on the base
+          weights of --model (default models/mini) and writes into --out (default out/refactor): adapter.safetensors
+          (PEFT LoRA), results.json, results.md and grid-<family>.png. Resumes from --out/refactor-state.safetensors
+          when it exists (same options); SIGINT/SIGTERM checkpoint and stop.
+          --ablation also evaluates DK-DM alone and runs NO-RL alone from the base model.
+          --policy-steps N adds (N > 0) or drops (0) matchDistributionsOnPolicy: DK-DM's options continued for N steps on
+          the policy's own samples (anchors.source policy, 4 per pair, redrawn every 50 steps), at learning rate 3e-3.
+          A VALUE of a list is comma-separated; null (or none) clears an optional one.
+
+        short flags:\n
+        """
+        for a in aliases { s += "  --\(a.flag) VALUE".padding(toLength: 28, withPad: " ", startingAt: 0) + a.paths.joined(separator: ", ") + "\n" }
+        for w in switches { s += "  --\(w.flag)".padding(toLength: 28, withPad: " ", startingAt: 0) + "\(w.path) \(w.value)\n" }
+        return s + "\nstudy options (--SECTION.NAME VALUE):\n" + Flags.help(RefactoringStudy.specs.flattened().filter { $0.path != "description" })
+    }
 
     static func run(arguments: [String]) throws {
         if arguments.contains("--help") || arguments.contains("-h") { print(usage); return }
-        let f = try Flags(arguments, valued: [
-            "model", "out", "seed", "threads", "minilm", "eval-samples", "eval-steps", "explicit-count", "guidance",
-            "dkdm-steps", "dkdm-batch", "dkdm-lr", "anchors", "anchor-steps", "anchor-draws", "match-target", "keep", "keep-rows", "replay", "replay-pool", "replay-weight", "replay-source",
-            "time-sampling", "policy-steps", "policy-lr", "policy-refresh", "lora-rank", "lora-alpha", "lora-targets", "rl-rounds", "rl-steps", "rl-group", "rl-batch",
-            "rl-prompts", "rl-captions", "rl-kinds", "rl-lr", "beta", "amax", "rl-reward", "kl", "kl-reference", "sde-noise", "rl-sample-steps", "rl-time-sampling",
-            "checkpoint-seconds",
-        ], boolean: ["ablation", "rl-conditional", "verify-anchors"])
-        if let t = try f.int("threads") { BLAS.setThreads(t); Parallel.threads = max(1, t) }
-        let modelDir = URL(fileURLWithPath: f.string("model") ?? "models/mini")
-        let out = URL(fileURLWithPath: f.string("out") ?? "out/refactor")
-        let model = try FlowModel.load(directory: modelDir, minilm: f.string("minilm"))
-
-        var o = RefactoringOptions.standard
-        if let v = try f.int("seed") {
-            o.seed = UInt64(v)
-            o.evaluation.seed = UInt64(v)
-            o.dkdm.seed = UInt64(v)
-            o.norl.seed = UInt64(v)
-        }
-        o.ablation = f.has("ablation")
-        if let v = try f.int("eval-samples") { o.evaluation.samplesPerItem = v }
-        if let v = try f.int("eval-steps") { o.evaluation.sampling.steps = v }
-        if let v = try f.int("explicit-count") { o.evaluation.explicitCount = v }
-        if let v = try f.float("guidance") {
-            o.evaluation.sampling.guidance = v; o.dkdm.anchors.sampling.guidance = v; o.norl.sampling.guidance = v
-        }
-        if let v = try f.int("dkdm-steps") { o.dkdm.steps = v }
-        if let v = try f.int("dkdm-batch") { o.dkdm.batchSize = v }
-        if let v = try f.float("dkdm-lr") { o.dkdm.learningRate = v }
-        if let v = try f.int("anchors") { o.dkdm.anchorsPerPair = v }
-        if let v = try f.int("anchor-steps") { o.dkdm.anchors.sampling.steps = v }
-        if f.has("verify-anchors") { o.dkdm.verifyAnchors = true }
-        if let v = try f.int("anchor-draws") { o.dkdm.maxAnchorDraws = v }
-        if let v = f.string("match-target") {
-            guard let t = DistributionMatchingOptions.MatchTarget(rawValue: v) else {
-                let names = DistributionMatchingOptions.MatchTarget.allCases.map(\.rawValue).joined(separator: " or ")
-                throw UsageError(description: "--match-target expects \(names)")
-            }
-            o.dkdm.matchTarget = t
-        }
-        if let v = try f.float("keep") { o.dkdm.preserveWeight = v }
-        if let v = try f.int("keep-rows") { o.dkdm.keepPerStep = v }
-        if let v = try f.int("replay") { o.dkdm.replayPerStep = v }
-        if let v = try f.int("replay-pool") { o.dkdm.replayPool = v }
-        if let v = try f.float("replay-weight") { o.dkdm.replayWeight = v }
-        if let v = f.string("replay-source") {
-            guard let s = DistributionMatchingOptions.ReplaySource(rawValue: v) else {
-                throw UsageError(description: "--replay-source expects reference or rendered")
-            }
-            o.dkdm.replaySource = s
-        }
-        if let v = f.string("time-sampling") {
-            do { o.dkdm.timeSampling = try TimeSampling(parsing: v) } catch { throw UsageError(description: "\(error)") }
-        }
-        if let v = f.string("rl-time-sampling") {
-            do { o.norl.timeSampling = try TimeSampling(parsing: v) } catch { throw UsageError(description: "\(error)") }
-        }
-        if let v = try f.int("lora-rank") { o.dkdm.lora.rank = v }
-        if let v = try f.float("lora-alpha") { o.dkdm.lora.alpha = v }
-        if let v = f.string("lora-targets") {
-            guard v == "all" || v == "default" else { throw UsageError(description: "--lora-targets expects default or all") }
-            o.dkdm.lora.allLayers = v == "all"
-            o.dkdm.lora.targets = nil
-        }
-        if let v = try f.int("policy-steps") {
-            if v <= 0 { o.dkdmOnPolicy = nil } else { o.dkdmOnPolicy = o.dkdmOnPolicy ?? .init(); o.dkdmOnPolicy?.steps = v }
-        }
-        if (f.string("policy-lr") != nil || f.string("policy-refresh") != nil) && o.dkdmOnPolicy == nil {
-            throw UsageError(description: "--policy-lr and --policy-refresh need --policy-steps N (N > 0)")
-        }
-        if let v = try f.float("policy-lr") { o.dkdmOnPolicy?.learningRate = v }
-        if let v = try f.int("policy-refresh") { o.dkdmOnPolicy?.refreshEvery = v }
-        if let v = try f.int("rl-rounds") { o.norl.rounds = v }
-        if let v = try f.int("rl-steps") { o.norl.stepsPerRound = v }
-        if let v = try f.int("rl-group") { o.norl.groupSize = v }
-        if let v = try f.int("rl-batch") { o.norl.batchSize = v }
-        if let v = try f.int("rl-prompts") { o.norl.promptsPerRound = v > 0 ? v : nil }
-        if let v = try f.int("rl-captions") { o.rlCaptions = v }
-        if let v = f.string("rl-kinds") {
-            o.rlKinds = try v.split(separator: ",").map { s in
-                guard let k = KnowledgeItem.PromptKind(rawValue: String(s)) else {
-                    throw UsageError(description: "--rl-kinds expects implicit and/or explicit, comma-separated")
+        let f = try Flags(arguments, valued: Set(["study", "model", "out", "minilm", "checkpoint-seconds", "policy-steps"]
+                                                 + aliases.map(\.flag) + options.keys.filter { $0 != "description" }),
+                          boolean: Set(["ablation"] + switches.map(\.flag)))
+        var study = try RefactoringStudy(contentsOf: URL(fileURLWithPath: f.string("study") ?? "scripts/demo.json"))
+        // The on-policy run's flags after --policy-steps, which copies DK-DM's options as the others left them.
+        func apply(onPolicy: Bool) throws {
+            for (flag, value) in f.given {
+                for p in aliases.first(where: { $0.flag == flag })?.paths ?? [flag] where options[p] != nil && p.hasPrefix("matchDistributionsOnPolicy.") == onPolicy {
+                    try Flags.set(options[p]!, value, in: &study, flag: flag)
                 }
-                return k
             }
         }
-        if let v = try f.float("rl-lr") { o.norl.learningRate = v }
-        if let v = try f.float("beta") { o.norl.beta = v }
-        if let v = try f.float("amax") { o.norl.advantageClip = v }
-        if let v = try f.float("kl") { o.norl.klWeight = v }
-        if let v = f.string("rl-reward") {
-            guard let r = WorldReward(rawValue: v) else { throw UsageError(description: "--rl-reward expects score or graded") }
-            o.norl.reward = r
+        try apply(onPolicy: false)
+        for w in switches where f.has(w.flag) { try options[w.path]!.set(&study, .bool(w.value)) }
+        if let v = try f.int("policy-steps") {
+            var p = study.options.dkdm
+            p.steps = v; p.learningRate = 3e-3; p.anchorSource = .policy; p.anchorRefreshEvery = 50; p.anchorsPerPair = 4
+            p.freshAdapter = false; p.dislocation = nil
+            study.options.dkdmOnPolicy = v > 0 ? p : nil
         }
-        if f.has("rl-conditional") { o.norl.guidedPolicy = false }
-        if let v = f.string("kl-reference") {
-            guard let r = NegativeOnlyRLOptions.KLReference(rawValue: v) else {
-                throw UsageError(description: "--kl-reference expects base or start")
-            }
-            o.norl.klReference = r
+        if study.options.dkdmOnPolicy == nil, f.given.contains(where: { ["policy-lr", "policy-refresh"].contains($0.name) }) {
+            throw CommandError(description: "--policy-lr and --policy-refresh need --policy-steps N (N > 0)")
         }
-        if let v = try f.float("sde-noise") { o.norl.sampling.sdeNoise = v > 0 ? v : nil }
-        if let v = try f.int("rl-sample-steps") { o.norl.sampling.steps = v }
+        try apply(onPolicy: true)
+        var o = study.options
+        o.ablation = f.has("ablation")
         if let v = try f.float("checkpoint-seconds") { o.checkpointSeconds = Double(v) }
-        do { try o.validate() } catch { throw UsageError(description: "\(error)") }
+        do { try o.validate() } catch { throw CommandError(description: "\(error)") }
+        if let t = study.threads { BLAS.setThreads(t); Parallel.threads = max(1, t) }
+        let model = try FlowModel.load(directory: URL(fileURLWithPath: f.string("model") ?? "models/mini"), minilm: f.string("minilm"))
+        let out = URL(fileURLWithPath: f.string("out") ?? "out/refactor")
 
         installStopHandlers()
         let command = (["erudiff-train", "refactor"] + arguments).joined(separator: " ")

@@ -31,12 +31,12 @@ enum SampleCommand: TrainCommand {
         let f = try Flags(rest, valued: ["out", "model", "random", "count", "steps", "guidance", "seed", "minilm"],
                           boolean: ["verbose"])
         let verbose = f.has("verbose")
-        guard let out = f.string("out") else { throw UsageError(description: "--out FILE.png is required") }
+        guard let out = f.string("out") else { throw CommandError(description: "--out FILE.png is required") }
         let model = try FlowModel.load(directory: URL(fileURLWithPath: f.string("model") ?? "models/mini"),
                                        minilm: f.string("minilm"))
         var rng = RNG(seed: UInt64(try f.int("seed") ?? 1) &+ 77)
         for _ in 0..<(try f.int("random") ?? 0) { prompts.append(Caption.random(&rng).text) }
-        guard !prompts.isEmpty else { throw UsageError(description: "give at least one --prompt or --random N") }
+        guard !prompts.isEmpty else { throw CommandError(description: "give at least one --prompt or --random N") }
         let count = try f.int("count") ?? 6
         let seed = UInt64(try f.int("seed") ?? 1)
         let settings = SamplingSettings(steps: try f.int("steps") ?? 20, guidance: try f.float("guidance") ?? 4)

@@ -1,3 +1,4 @@
+import EruDiff
 import Foundation
 
 // erudiff-train: the long-running training procedures, one subcommand each.
@@ -19,7 +20,7 @@ guard let name = args.first, let command = commands.first(where: { $0.name == na
 }
 do {
     try command.run(arguments: Array(args.dropFirst()))
-} catch let e as UsageError {
+} catch let e as CommandError {
     log("erudiff-train \(name): \(e.description) (see erudiff-train \(name) --help)")
     exit(2)
 } catch {

@@ -41,7 +41,7 @@ final class EngineSupportTests: XCTestCase {
     func testMaxGradNormTakesAPositiveNumberOrNull() throws {
         func read(_ text: String) throws -> Float? {
             let p = try Params(method: "rlStep", JSON.parse(text))
-            let v = try TrainingParams.maxGradNorm(p, default: 1)
+            let v = try RLParams.options(p).0.maxGradNorm
             try p.finish()
             return v
         }
@@ -52,6 +52,15 @@ final class EngineSupportTests: XCTestCase {
             XCTAssertTrue(($0 as! RPCError).message.contains("\"maxGradNorm\" must be"), "\($0)")
         }
         XCTAssertThrowsError(try read(#"{"maxGradNorm": "off"}"#))
+    }
+
+    /// An option declared in a method's table is a parameter, with its range.
+    func testRowsPerPassIsAParameterOfBothTrainingMethods() throws {
+        XCTAssertEqual(try MatchParams.options(Params(method: "matchDistributions", JSON.parse(#"{"rowsPerPass": 4}"#))).0.rowsPerPass, 4)
+        XCTAssertEqual(try RLParams.options(Params(method: "rlStep", JSON.parse("{}"))).0.rowsPerPass, 16)
+        XCTAssertThrowsError(try RLParams.options(Params(method: "rlStep", JSON.parse(#"{"rowsPerPass": 0}"#)))) {
+            XCTAssertTrue(($0 as! RPCError).message.contains("\"rowsPerPass\" must be an integer in 1...4096"), "\($0)")
+        }
     }
 
     func testRLStepRewardChoosesTheWorldReward() throws {

@@ -177,7 +177,8 @@ final class DistributionMatchingTests: XCTestCase {
     func testPolicyAnchorsRun() throws {
         let m = try TinyModel.model()
         var o = Self.options(steps: 6)
-        o.anchorSource = .policy(refreshEvery: 3)
+        o.anchorSource = .policy
+        o.anchorRefreshEvery = 3
         let r = try DistributionMatching(model: m, pairs: TinyModel.trainPairs(2), options: o).run()
         XCTAssertEqual(r.loss.count, 6)
         XCTAssertTrue(r.loss.allSatisfy { $0.isFinite })

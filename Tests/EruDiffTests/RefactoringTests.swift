@@ -18,9 +18,12 @@ final class RefactoringTests: XCTestCase {
         o.dkdm.replayPerStep = 1
         o.dkdm.replayPool = 3
         o.dkdmSet = "world:test-paraphrase"
-        var onPolicy = RefactoringOptions.OnPolicyMatching()
+        o.evaluationAnchors = o.dkdm.anchors
+        var onPolicy = o.dkdm
         onPolicy.steps = 4
-        onPolicy.refreshEvery = 2
+        onPolicy.learningRate = 3e-3
+        onPolicy.anchorSource = .policy
+        onPolicy.anchorRefreshEvery = 2
         onPolicy.anchorsPerPair = 1
         o.dkdmOnPolicy = onPolicy
         o.norl = NegativeOnlyRLTests.options()
@@ -31,7 +34,9 @@ final class RefactoringTests: XCTestCase {
         o.norl.klWeight = 0.05
         o.rlSet = "world:test-paraphrase"
         o.rlCaptions = 2
-        o.gridRows = 2
+        o.grid.trainRowsPerFamily = 1
+        o.grid.heldOutRowsPerFamily = 1
+        o.grid.steps = 3
         o.ablation = ablation
         return o
     }
@@ -86,7 +91,7 @@ final class RefactoringTests: XCTestCase {
         }
         // Other options on the same folder are refused.
         var other = o
-        other.seed = 99
+        other.norl.seed = 99
         XCTAssertThrowsError(try Refactoring(model: try TinyModel.trained(), knowledge: TinyModel.knowledge, options: other,
                                              out: outFull))
     }

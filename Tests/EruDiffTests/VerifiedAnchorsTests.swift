@@ -133,7 +133,8 @@ final class VerifiedAnchorsTests: XCTestCase {
         let odd = [KnowledgePair(implicit: "the flag of Japan", explicit: "something nice")]
         XCTAssertThrowsError(try DistributionMatching(model: m, pairs: odd, options: options(perPair: 2, maxDraws: nil)))
         var o = options(perPair: 2, maxDraws: nil)
-        o.anchorSource = .policy(refreshEvery: 5)
+        o.anchorSource = .policy
+        o.anchorRefreshEvery = 5
         XCTAssertThrowsError(try o.validate())
         XCTAssertThrowsError(try options(perPair: 3, maxDraws: 2).validate())
     }
