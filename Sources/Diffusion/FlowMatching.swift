@@ -47,6 +47,27 @@ public enum FlowMatching {
         for i in 0..<count { out[i] = (xt[i] - out[i]) * k }
     }
 
+    /// `velocity(fromOutput:…)` over `times.count` rows of `perRow` values, row r at time `times[r]`.
+    public static func velocities<C: Collection<Float>>(fromOutput out: UnsafeMutablePointer<Float>,
+                                                        prediction: PredictionTarget, xt: UnsafePointer<Float>,
+                                                        times: C, perRow: Int) {
+        guard prediction != .velocity else { return }
+        for (r, t) in times.enumerated() {
+            velocity(fromOutput: out + r * perRow, prediction: prediction, xt: xt + r * perRow, t: t, count: perRow)
+        }
+    }
+
+    /// The backward of `velocities`: turns a loss's gradient with respect to the velocities of
+    /// `times.count` rows into its gradient with respect to the network's output, in place.
+    public static func outputGradient<C: Collection<Float>>(_ grad: UnsafeMutablePointer<Float>,
+                                                            prediction: PredictionTarget, times: C, perRow: Int) {
+        guard prediction != .velocity else { return }
+        for (r, t) in times.enumerated() {
+            let k = velocityJacobian(prediction: prediction, t: t), g = grad + r * perRow
+            for i in 0..<perRow { g[i] *= k }
+        }
+    }
+
     /// The derivative of that velocity with respect to the output (a constant per row): 1 for
     /// `.velocity`, −1 / max(t, t_min) for `.sample`. A loss's gradient in velocity space times this is
     /// its gradient with respect to the network's output.

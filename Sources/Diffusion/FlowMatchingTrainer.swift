@@ -53,7 +53,7 @@ public final class FlowMatchingTrainer {
     public let optimizer: AdamW
     public var rng: RNG
 
-    private let xt, targetV, noise, dOut, predictedV: Tensor
+    private let xt, targetV, noise, dOut: Tensor
     private let states, pooled: Tensor
     private let gradTensors: [Tensor]
 
@@ -94,7 +94,6 @@ public final class FlowMatchingTrainer {
         targetV = Tensor(zeros: [batch, n, c.outFeatures])
         noise = Tensor(zeros: [batch, n, c.inChannels])
         dOut = Tensor(zeros: [batch, n, c.outFeatures])
-        predictedV = Tensor(zeros: [batch, n, c.outFeatures])
         states = Tensor(zeros: [batch, l, c.jointAttentionDim])
         pooled = Tensor(zeros: [batch, c.pooledProjectionDim])
     }
@@ -138,21 +137,12 @@ public final class FlowMatchingTrainer {
                               guidance: c.guidanceEmbeds ? [Float](repeating: 1, count: b) : nil)
         let out = try model.forward(input, workspace: workspace, useAdapter: target == .adapter)
         let count = b * per
-        predictedV.data.update(from: out.data, count: count)
-        for i in 0..<b {
-            FlowMatching.velocity(fromOutput: predictedV.data + i * per, prediction: options.prediction,
-                                  xt: xt.data + i * per, t: times[i], count: per)
-        }
-        let loss = MSE.forward(pred: predictedV.data, target: targetV.data, count: count)
+        // The output is not needed by backward: converted in place (nothing to do for velocities).
+        FlowMatching.velocities(fromOutput: out.data, prediction: options.prediction, xt: xt.data, times: times, perRow: per)
+        let loss = MSE.forward(pred: out.data, target: targetV.data, count: count)
         dOut.data.update(repeating: 0, count: count)
-        MSE.backward(pred: predictedV.data, target: targetV.data, dpred: dOut.data, count: count)
-        if options.prediction != .velocity {
-            for i in 0..<b {
-                let k = FlowMatching.velocityJacobian(prediction: options.prediction, t: times[i])
-                let d = dOut.data + i * per
-                for j in 0..<per { d[j] *= k }
-            }
-        }
+        MSE.backward(pred: out.data, target: targetV.data, dpred: dOut.data, count: count)
+        FlowMatching.outputGradient(dOut.data, prediction: options.prediction, times: times, perRow: per)
         try model.backward(outputGradient: view(dOut, [b, n, c.outFeatures]), workspace: workspace,
                            baseGradients: baseGradients, adapterGradients: adapterGradients)
         let norm: Float

@@ -122,11 +122,10 @@ public final class FlowSampler {
         inp.image.data.update(from: tokens.data, count: n * per)
         if guidance != nil { (inp.image.data + n * per).update(from: tokens.data, count: n * per) }
         let out = try model.forward(inp, workspace: workspace, useAdapter: useAdapter)
-        if prediction != .velocity {
-            for r in 0..<inp.timesteps.count {
-                FlowMatching.velocity(fromOutput: out.data + r * per, prediction: prediction,
-                                      xt: tokens.data + (r % n) * per, t: sigma, count: per)
-            }
+        // Conditional rows, then the unconditional ones: both at the current samples.
+        for half in stride(from: 0, to: inp.timesteps.count, by: n) {
+            FlowMatching.velocities(fromOutput: out.data + half * per, prediction: prediction, xt: tokens.data,
+                                    times: repeatElement(sigma, count: n), perRow: per)
         }
         velocity.data.update(from: out.data, count: n * per)
         if let w = guidance { SamplerStep.guide(cond: velocity.data, uncond: out.data + n * per, scale: w, count: n * per) }

@@ -249,24 +249,16 @@ public final class FlowModel {
     /// result is the workspace's output, valid until its next pass.
     public func velocity(_ input: FluxInput, workspace: FluxWorkspace, useAdapter: Bool) throws -> Tensor {
         let out = try transformer.forward(input, workspace: workspace, useAdapter: useAdapter)
-        guard pipeline.prediction != .velocity else { return out }
-        let rows = input.timesteps.count, per = out.count / rows
-        for r in 0..<rows {
-            FlowMatching.velocity(fromOutput: out.data + r * per, prediction: pipeline.prediction,
-                                  xt: input.image.data + r * per, t: input.timesteps[r], count: per)
-        }
+        FlowMatching.velocities(fromOutput: out.data, prediction: pipeline.prediction, xt: input.image.data,
+                                times: input.timesteps, perRow: out.count / input.timesteps.count)
         return out
     }
 
     /// Turns a loss's gradient with respect to the velocities of `times.count` rows into its gradient
     /// with respect to the network's output, in place: the backward of `velocity`'s conversion.
     public func outputGradient(fromVelocityGradient grad: Tensor, times: ArraySlice<Float>) {
-        guard pipeline.prediction != .velocity else { return }
-        let per = grad.count / times.count
-        for (r, t) in times.enumerated() {
-            let k = FlowMatching.velocityJacobian(prediction: pipeline.prediction, t: t), g = grad.data + r * per
-            for i in 0..<per { g[i] *= k }
-        }
+        FlowMatching.outputGradient(grad.data, prediction: pipeline.prediction, times: times,
+                                    perRow: grad.count / times.count)
     }
 
     /// Samples images `[n, H, W, C]` in [-1, 1] (as the model made them, unclamped) in one run.

@@ -156,7 +156,7 @@ public struct Verifier: Sendable {
             inter += min(a, sharp[i]); union += max(a, sharp[i])
         }
         let explained = found ? Self.unexplainedShare(p, background: bgRGB, object: objRGB, coverage: cov)
-            : Self.unexplainedShare(p, background: bgRGB, object: bgRGB, coverage: cov)
+            : Self.unexplainedShare(p, background: bgRGB, object: bgRGB, coverage: nil)
         return Verification(attributes: found ? attributes : Attributes(background: attributes.background),
                             foundObject: found, confidence: confidence, runnerUp: second.shape,
                             shapeMargin: second.residual - best.residual, objectRGB: objRGB,
@@ -166,21 +166,20 @@ public struct Verifier: Sendable {
     }
 
     private func noObject(_ p: UnsafePointer<Float>, background: SIMD3<Float>) -> Verification {
-        let none = [Float](repeating: 0, count: Self.n)
         return Verification(attributes: Attributes(background: Palette.nearest(srgb: background).color),
                             foundObject: false, confidence: 0, runnerUp: nil, shapeMargin: 0, objectRGB: background,
                             backgroundRGB: background, centerX: 16, centerY: 16, extent: 0,
-                            unexplained: Self.unexplainedShare(p, background: background, object: background, coverage: none))
+                            unexplained: Self.unexplainedShare(p, background: background, object: background, coverage: nil))
     }
 
     /// The share of pixels farther than `Verification.unexplainedTolerance` from background + coverage ·
-    /// (object − background).
+    /// (object − background); with no coverage, from the background alone.
     private static func unexplainedShare(_ p: UnsafePointer<Float>, background: SIMD3<Float>, object: SIMD3<Float>,
-                                         coverage: [Float]) -> Float {
+                                         coverage: [Float]?) -> Float {
         let tol = Verification.unexplainedTolerance, delta = object - background
         var count = 0
         for i in 0..<n {
-            let want = background + coverage[i] * delta
+            let want = coverage.map { background + $0[i] * delta } ?? background
             let d = absolute(SIMD3(p[3 * i], p[3 * i + 1], p[3 * i + 2]) - want)
             if max(d.x, max(d.y, d.z)) > tol { count += 1 }
         }
