@@ -307,14 +307,24 @@ public final class Pretraining {
             guard src.count == t.count else { throw PretrainingError.badState(path, "\(name) has \(src.shape), expected \(t.shape)") }
             t.copy(from: src)
         }
+        // A slim state (scripts/slim-pretrain-state: weights and EMA only, half the size, the form a
+        // long run is committed in) resumes with fresh AdamW moments, re-estimated from zero with bias
+        // correction restarted.
         let moments = momentViews()
+        let slim = !file.contains("adam_m." + (model.weights.tensors.first?.name ?? ""))
         for (i, w) in model.weights.tensors.enumerated() {
             try copy("weights." + w.name, into: w.tensor)
             try copy("ema." + w.name, into: ema.tensors[i].tensor)
-            try copy("adam_m." + w.name, into: moments[i].m)
-            try copy("adam_v." + w.name, into: moments[i].v)
+            if slim {
+                moments[i].m.zero()
+                moments[i].v.zero()
+            } else {
+                try copy("adam_m." + w.name, into: moments[i].m)
+                try copy("adam_v." + w.name, into: moments[i].v)
+            }
         }
-        guard let s = file.metadata["step"].flatMap(Int.init), let a = file.metadata["adam_steps"].flatMap(Int.init) else {
+        guard let s = file.metadata["step"].flatMap(Int.init),
+              let a = slim ? 0 : file.metadata["adam_steps"].flatMap(Int.init) else {
             throw PretrainingError.badState(path, "no step in its metadata")
         }
         model.weights.markChanged()

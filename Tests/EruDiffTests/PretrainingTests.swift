@@ -69,6 +69,46 @@ final class PretrainingTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: split.appendingPathComponent("training.json").path))
     }
 
+    /// A slim state (scripts/slim-pretrain-state: no AdamW moments) resumes at its step with its
+    /// weights and EMA, fresh moments, and trains on.
+    func testSlimStateResumesWithFreshMoments() throws {
+        let dir = TinyModel.temporaryDirectory("pretrain-slim")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = try run(dir, steps: 3, total: 6)
+        try a.checkpoint()
+        let full = try weights(dir)
+        let state = dir.appendingPathComponent(Pretraining.stateFileName)
+        let slimURL = dir.appendingPathComponent("slim.safetensors")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/slim-pretrain-state")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", script.path, state.path, slimURL.path]
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let slimFile = try SafeTensors(contentsOf: slimURL)
+        XCTAssertFalse(slimFile.names.contains { $0.hasPrefix("adam_") })
+        XCTAssertEqual(Set(slimFile.names), Set(full.keys.filter { !$0.hasPrefix("adam_") }))
+        try FileManager.default.removeItem(at: state)
+        try FileManager.default.moveItem(at: slimURL, to: state)
+
+        let b = try Pretraining(out: dir, options: Self.options(steps: 6), encoder: TinyModel.encoder)
+        XCTAssertEqual(b.step, 3)
+        try b.checkpoint()
+        let resumed = try weights(dir)
+        for (name, v) in full {
+            if name.hasPrefix("adam_") {
+                XCTAssertTrue(resumed[name]!.allSatisfy { $0 == 0 }, "\(name) should start from zero")
+            } else {
+                XCTAssertEqual(v, resumed[name]!, "\(name) differs after resuming a slim state")
+            }
+        }
+        while try b.next() != nil {}
+        XCTAssertEqual(b.step, 6)
+        XCTAssertTrue(b.smoothedLoss.isFinite)
+    }
+
     /// The time distribution's options reach the training step: shift and spread as given, 1 when unset.
     func testTimeShiftAndSpreadReachTheTrainingStep() throws {
         let dir = TinyModel.temporaryDirectory("pretrain-times")
