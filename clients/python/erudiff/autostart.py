@@ -114,9 +114,10 @@ def ensure_daemon(socket_path, idle_exit=None, start_timeout=START_TIMEOUT, bina
     """Makes sure a daemon answers on ``socket_path``, starting one if none does. Returns the pid of the
     daemon it started, or None when one answered. Raises ``DaemonUnavailable`` naming the log when the
     daemon exits before it listens or does not listen within ``start_timeout`` seconds."""
+    socket_path = os.path.abspath(socket_path)     # the daemon runs in /
     if answers(socket_path):
         return None
-    directory = os.path.dirname(os.path.abspath(socket_path))
+    directory = os.path.dirname(socket_path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     deadline = time.monotonic() + start_timeout
     with start_lock(socket_path + ".lock", deadline):

@@ -168,6 +168,16 @@ def test_daemon_start_prints_the_socket_and_daemon_stop_waits_for_the_exit(place
     assert shell("daemon", "restart", env=env).returncode == 2
 
 
+def test_a_relative_socket_path_is_the_callers(place, workdir, monkeypatch, capsys):
+    # The daemon runs in /: the path it is given must be the one the caller meant.
+    r = shell("--socket", "run/rel.sock", "daemon", "start", env=place.env(), cwd=workdir)
+    assert r.returncode == 0 and r.stdout == os.path.join(workdir, "run", "rel.sock") + "\n", r.stderr
+    place.use_in_process()
+    monkeypatch.chdir(workdir)
+    with erudiff.Client("run/rel2.sock") as c:
+        assert daemon_pids(os.path.join(workdir, "run", "rel2.sock")) == [pid_of(c.status())]
+
+
 def test_racing_clients_start_exactly_one_daemon(place, mini_model):
     # Six clients (three shell, three Python) at once, with nothing running: the daemon takes about a
     # second to load its model, so every one of them finds no daemon; the start lock lets one start it.
