@@ -375,7 +375,7 @@ public final class Server: DispatcherHost {
             lastActivity = now
             return
         }
-        Log.info("idle for \(DurationText.describe(Double(idleMs / 1000))) with no client and no job "
+        Log.info("idle for \(DurationText.describe((Double(idleMs) / 100).rounded() / 10)) with no client and no job "
                  + "(--idle-exit \(DurationText.describe(options.idleExit))): checkpointing and exiting")
         if let l = listener {
             forgetSocketName(l)
