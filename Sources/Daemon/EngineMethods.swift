@@ -41,17 +41,37 @@ final class Engine {
 
     init(options: DaemonOptions) {
         self.options = options
-        models = ModelRegistry(minilm: options.minilm)
+        let installed = options.minilm == nil ? DefaultModel.installedMiniLM() : nil
+        if let installed { Log.info("the MiniLM text encoder comes from \(installed) (installed beside \(Engine.info.name))") }
+        models = ModelRegistry(minilm: options.minilm ?? installed)
         state = StateDirectory(path: options.stateDir)
         samples = SampleStore(limit: options.sampleStoreLimit, ttl: TimeInterval(options.sampleTTL))
         knowledgeBase = Result { try KnowledgeBase.bundled() }
     }
 
-    /// The server's hooks into the models: their `status` summary is refreshed on the worker, and
-    /// their adapters are checkpointed at shutdown.
+    /// The server's hooks into the models: their `status` summary is refreshed on the worker, their
+    /// adapters are checkpointed at shutdown, and models whose keep-alive passed are unloaded.
     var hooks: ServerHooks {
         let models = models, state = state
-        return ServerHooks(afterWork: models.refresh, checkpoint: { models.checkpointAll(into: state) })
+        return ServerHooks(afterWork: models.refresh, checkpoint: { models.checkpointAll(into: state) },
+                           periodic: { [weak self] in self?.unloadExpiredModels($0) })
+    }
+
+    /// Whether an unload of expired models waits for the worker (loop thread only).
+    private var unloading = false
+
+    /// Loop thread, from the server's timer: when a keep-alive may have passed, the worker unloads
+    /// what expired between units (a model a job holds is not expired).
+    private func unloadExpiredModels(_ dispatcher: Dispatcher) {
+        guard !unloading, models.keepAliveHasPassed() else { return }
+        unloading = true
+        let models = models
+        dispatcher.onWorker({
+            for (name, keepAlive) in models.unloadExpired() {
+                Log.info("unloaded model \(name): unused for \(DurationText.describe(keepAlive)) (keepAlive)")
+            }
+            return .null
+        }, completion: { [weak self] _ in self?.unloading = false })
     }
 
     /// The bundled knowledge base (world sets and rewards).

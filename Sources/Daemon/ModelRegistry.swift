@@ -3,13 +3,21 @@ import RPCServer
 
 /// Loaded models by name. Models are used and changed only on the worker thread; `status` on the loop
 /// thread reads the cached summary, refreshed by the worker after each unit, so it never waits.
+///
+/// A model loaded with a keep-alive is unloaded once it has not been used for that long. In use means
+/// held: every job that works on a model holds its `EngineModel` from admission to its end, so the
+/// registry's reference is the only one exactly when no job needs the model; the time counts from
+/// the last moment it was held or looked up by name.
 public final class ModelRegistry: @unchecked Sendable {
     private struct Entry {
         let name: String
-        let model: EngineModel
+        var model: EngineModel
         var bytes: Int
         var adapter: JSON
         var details: [String: JSON]
+        /// Seconds unused after which the model is unloaded; nil = kept until `models/unload`.
+        var keepAlive: Double?
+        var lastUsed = Date()
     }
 
     private let lock = NSLock()
@@ -22,12 +30,13 @@ public final class ModelRegistry: @unchecked Sendable {
     /// Loads the model folder at `path` (for `--model NAME=PATH` and `models/load`) and registers it,
     /// replacing one of the same name. Runs on the worker thread (or at start-up, before the loop runs).
     @discardableResult
-    public func load(name: String, path: String, state: StateDirectory) throws -> EngineModel {
+    public func load(name: String, path: String, state: StateDirectory, keepAlive: Double? = nil) throws -> EngineModel {
         try Engine.checkModelName(name)
         let model = try EngineModel.load(name: name, path: path, state: state, minilm: minilm)
         let old: EngineModel? = lock.withLock {
             let previous = entries.firstIndex { $0.name == name }.map { entries.remove(at: $0).model }
-            entries.append(Entry(name: name, model: model, bytes: model.bytes, adapter: model.adapter, details: model.details))
+            entries.append(Entry(name: name, model: model, bytes: model.bytes, adapter: model.adapter, details: model.details,
+                                 keepAlive: keepAlive))
             return previous
         }
         old?.unloaded()
@@ -46,14 +55,25 @@ public final class ModelRegistry: @unchecked Sendable {
 
     /// The model of that name, or `-32002 model not loaded`.
     public func model(_ name: String) throws -> EngineModel {
-        let (found, all) = lock.withLock { (entries.first { $0.name == name }?.model, entries.map(\.name)) }
+        let (found, all): (EngineModel?, [String]) = lock.withLock {
+            guard let i = entries.firstIndex(where: { $0.name == name }) else { return (nil, entries.map(\.name)) }
+            entries[i].lastUsed = Date()
+            return (entries[i].model, [])
+        }
         guard let m = found else { throw RPCError.modelNotLoaded(name, loaded: all) }
         return m
     }
 
-    /// Re-reads memory and adapter state of every model (worker thread, between units).
+    /// Re-reads memory and adapter state of every model (worker thread, between units), and notes
+    /// which models jobs hold now (used: their keep-alive starts again).
     public func refresh() {
-        let models = lock.withLock { entries.map { ($0.name, $0.model) } }
+        let models: [(String, EngineModel)] = lock.withLock {
+            let now = Date()
+            for i in entries.indices where entries[i].keepAlive != nil && !isKnownUniquelyReferenced(&entries[i].model) {
+                entries[i].lastUsed = now
+            }
+            return entries.map { ($0.name, $0.model) }
+        }
         let fresh = models.map { ($0.0, $0.1.bytes, $0.1.adapter, $0.1.details) }
         lock.withLock {
             for (name, bytes, adapter, details) in fresh {
@@ -74,9 +94,38 @@ public final class ModelRegistry: @unchecked Sendable {
                 o["name"] = .string(e.name)
                 o["bytes"] = .int(Int64(e.bytes))
                 o["adapter"] = e.adapter
+                if let k = e.keepAlive { o["keepAlive"] = .double(k) }
                 return .object(o)
             }
         })
+    }
+
+    /// Whether some model's keep-alive has passed since its last use (any thread; cheap, for the
+    /// loop's timer, which then asks the worker to `unloadExpired`).
+    public func keepAliveHasPassed(at now: Date = Date()) -> Bool {
+        lock.withLock { entries.contains { e in e.keepAlive.map { now.timeIntervalSince(e.lastUsed) >= $0 } ?? false } }
+    }
+
+    /// Unloads the models whose keep-alive has passed and that no job holds, checkpointing their
+    /// adapters (worker thread). Returns their names with the keep-alive that passed.
+    public func unloadExpired(at now: Date = Date()) -> [(name: String, keepAlive: Double)] {
+        let expired: [(EngineModel, Double)] = lock.withLock {
+            var out: [(EngineModel, Double)] = []
+            var i = entries.count - 1
+            while i >= 0 {
+                if let k = entries[i].keepAlive, now.timeIntervalSince(entries[i].lastUsed) >= k {
+                    if isKnownUniquelyReferenced(&entries[i].model) {
+                        out.append((entries.remove(at: i).model, k))
+                    } else {
+                        entries[i].lastUsed = now      // a job holds it: in use
+                    }
+                }
+                i -= 1
+            }
+            return out
+        }
+        for (model, _) in expired { model.unloaded() }
+        return expired.map { ($0.0.name, $0.1) }
     }
 
     /// Checkpoints every model (worker thread). Returns the failures, as `{"model", "error"}`.

@@ -7,7 +7,7 @@ import Tensors
 /// 2 for a bad command line or a socket that cannot be taken).
 public func runDaemon(arguments: [String]) -> Int32 {
     signal(SIGPIPE, SIG_IGN)
-    let options: DaemonOptions
+    var options: DaemonOptions
     do {
         options = try DaemonOptions.parse(arguments)
     } catch let f as UsageError {
@@ -27,7 +27,12 @@ public func runDaemon(arguments: [String]) -> Int32 {
         BLAS.setThreads(n)
     }
     do {
-        try SocketPath.refuseIfLive(options.server.socketPath, server: Engine.info.name)
+        // A socket handed over by a service manager is served instead of --socket (systemd's socket
+        // activation); otherwise a daemon already listening on --socket is refused before models load.
+        options.server.inheritedListener = try SocketActivation.take()
+        if options.server.inheritedListener == nil {
+            try SocketPath.refuseIfLive(options.server.socketPath, server: Engine.info.name)
+        }
     } catch {
         Log.error("\(error)")
         return 2

@@ -67,10 +67,15 @@ public struct ServerHooks {
     /// Worker thread, at shutdown, after the jobs' checkpoints and before they are stopped: saves the
     /// application's state; returns the failures (logged).
     public var checkpoint: () -> [JSON]
+    /// Loop thread, about four times a second while the server runs: the application's own timers
+    /// (erudiffd unloads models whose keep-alive has passed, through `Dispatcher.onWorker`).
+    public var periodic: (Dispatcher) -> Void
 
-    public init(afterWork: @escaping () -> Void = {}, checkpoint: @escaping () -> [JSON] = { [] }) {
+    public init(afterWork: @escaping () -> Void = {}, checkpoint: @escaping () -> [JSON] = { [] },
+                periodic: @escaping (Dispatcher) -> Void = { _ in }) {
         self.afterWork = afterWork
         self.checkpoint = checkpoint
+        self.periodic = periodic
     }
 }
 

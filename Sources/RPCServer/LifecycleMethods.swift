@@ -74,6 +74,7 @@ extension MethodTable {
                 "version": .string(info.version),
                 "memory": Memory.resident().map { ["rss": .int(Int64($0.rss)), "peak": .int(Int64($0.peak))] } ?? .null,
                 "loop": ctx.dispatcher.host?.loopStatus ?? .null,
+                "idleExit": .double(options.idleExit),
             ]
             return .object(server.merging(status()) { _, application in application })
         })

@@ -42,7 +42,7 @@ public struct RPCRequest: Equatable, Sendable {
     /// nil for a notification.
     public let id: RPCID?
     public let method: String
-    /// An object or an array when present.
+    /// An object or an array when present (a null `params` arrives as nil).
     public let params: JSON?
 
     public init(id: RPCID?, method: String, params: JSON?) {
@@ -79,7 +79,9 @@ public struct RPCRequest: Equatable, Sendable {
         guard case .string(let method) = methodValue else {
             return .invalid(.invalidRequest("\"method\" must be a string, got \(methodValue.kindDescription)"), id: replyId)
         }
-        let params = o["params"]
+        // A null `params` is taken as none: JSON-RPC 2.0 says to omit it, but LSP's `shutdown` and
+        // `exit` carry no params and clients differ in how they say so (Emacs's jsonrpc.el sends null).
+        let params = o["params"] == .null ? nil : o["params"]
         if let params {
             switch params {
             case .object, .array: break

@@ -76,6 +76,7 @@ public final class Scheduler: @unchecked Sendable {
     private var stopping = false
     private var exited = false
     private var trimNeeded = false
+    private var taskRunning = false
     private var lastRefresh = Date.distantPast
     private var thread: Thread?
     private let afterWork: () -> Void
@@ -190,6 +191,13 @@ public final class Scheduler: @unchecked Sendable {
         return (jobs, all.filter { !$0.started }.count)
     }
 
+    /// No job is admitted (running, paused or queued) and no task waits: the worker has nothing to do.
+    public var isIdle: Bool {
+        cond.lock()
+        defer { cond.unlock() }
+        return current == nil && queue.isEmpty && tasks.isEmpty && !taskRunning
+    }
+
     /// Ids of all admitted jobs.
     public var jobIDs: [Int] {
         cond.lock()
@@ -271,10 +279,12 @@ public final class Scheduler: @unchecked Sendable {
         while true {
             if !tasks.isEmpty {
                 let t = tasks.removeFirst()
+                taskRunning = true
                 cond.unlock()
                 let r = Result { try t.body() }
                 afterWork()
                 cond.lock()
+                taskRunning = false
                 emit(.task(id: t.id, r))
                 continue
             }

@@ -11,6 +11,13 @@ import Foundation
 /// every connection is busy the new client gets that error and is closed. Unfinished frames older than
 /// `--frame-timeout` get -32006 and their connection is closed; past `--max-pending-bytes` of unfinished
 /// frames the server stops reading from the clients that hold them (the bytes wait in the kernel).
+///
+/// Idle exit (`--idle-exit`): once no client has been connected and no job admitted for that long, the
+/// server stops listening and exits as after `shutdown` (the application's checkpoint hook runs). It
+/// first takes the clients' start lock (`<socket>.lock`, flock) and keeps it until the process ends: a
+/// client that finds no daemon takes that lock before it starts one, so the next daemon starts only
+/// after this one has saved everything. A client that holds the lock, or a connection waiting to be
+/// accepted, puts the exit off.
 public final class Server: DispatcherHost {
     public let options: ServerOptions
     public let info: ServerInfo
@@ -40,6 +47,15 @@ public final class Server: DispatcherHost {
     private var connections: [Int: Connection] = [:]
     private var nextPeerID = 1
     private var socketIdentity: SocketPath.FileIdentity?
+    /// The socket served: `--socket`, or where the inherited socket is bound.
+    public private(set) var socketPath: String
+    /// Serving a socket inherited from a service manager (never unlinked: the manager owns it).
+    public private(set) var activated = false
+    /// The loop time of the last connection, disconnection or worker event (idle exit counts from it).
+    private var lastActivity: UInt64 = 0
+    /// The start lock held from the idle exit's decision to the end of the process.
+    private var startLock: Int32 = -1
+    private let periodic: (Dispatcher) -> Void
     private var exiting = false
     private var everythingClosed = false
     private var signalCount = 0
@@ -55,6 +71,8 @@ public final class Server: DispatcherHost {
     public init(options: ServerOptions, info: ServerInfo, methods: MethodTable, hooks: ServerHooks = ServerHooks()) {
         self.options = options
         self.info = info
+        socketPath = options.socketPath
+        periodic = hooks.periodic
         loop = uv_default_loop()
         let wake = UnsafeMutablePointer<uv_async_t>.allocate(capacity: 1)
         wakeHandle = wake
@@ -113,20 +131,36 @@ public final class Server: DispatcherHost {
         ticker = t
 
         dispatcher.scheduler.start()
-        Log.info("\(info.name) \(info.version) listening on \(options.socketPath) (pid \(getpid()), "
-                 + "methods: \(dispatcher.methods.names.joined(separator: ", ")))")
+        lastActivity = now
+        let leaves = options.idleExit > 0 ? ", exits after \(DurationText.describe(options.idleExit)) idle" : ""
+        Log.info("\(info.name) \(info.version) listening on \(socketPath)\(activated ? " (socket activation)" : "") "
+                 + "(pid \(getpid())\(leaves), methods: \(dispatcher.methods.names.joined(separator: ", ")))")
         uv_run(loop, UV_RUN_DEFAULT)
         uv_loop_close(loop)
         return exitCode
     }
 
     private func listen() throws {
-        let path = options.socketPath
-        try SocketPath.prepare(path, isDefault: path == options.defaultSocketPath, server: info.name)
         let l = UnsafeMutablePointer<uv_pipe_t>.allocate(capacity: 1)
         uv_pipe_init(loop, l, 0)
         l.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         listener = l
+        let stream = UnsafeMutableRawPointer(l).assumingMemoryBound(to: uv_stream_t.self)
+        if let fd = options.inheritedListener {
+            let r = uv_pipe_open(l, fd)
+            guard r == 0 else {
+                throw SocketPath.Refusal(description: "cannot serve the inherited socket (descriptor \(fd)): \(String(cString: uv_strerror(r)))")
+            }
+            activated = true
+            socketPath = SocketActivation.boundPath(fd) ?? "descriptor \(fd)"
+            let lr = uv_listen(stream, 1024, uvOnConnection)
+            guard lr == 0 else {
+                throw SocketPath.Refusal(description: "cannot listen on the inherited socket: \(String(cString: uv_strerror(lr)))")
+            }
+            return
+        }
+        let path = options.socketPath
+        try SocketPath.prepare(path, isDefault: path == options.defaultSocketPath, server: info.name)
         let old = umask(0o177)          // the socket is born 0600: no window where others can connect
         let r = uv_pipe_bind(l, path)
         umask(old)
@@ -135,7 +169,6 @@ public final class Server: DispatcherHost {
         }
         chmod(path, 0o600)
         socketIdentity = SocketPath.identity(path)
-        let stream = UnsafeMutableRawPointer(l).assumingMemoryBound(to: uv_stream_t.self)
         let lr = uv_listen(stream, 1024, uvOnConnection)
         guard lr == 0 else {
             throw SocketPath.Refusal(description: "cannot listen on \(path): \(String(cString: uv_strerror(lr)))")
@@ -172,6 +205,7 @@ public final class Server: DispatcherHost {
         }
         let c = Connection(peerID: nextPeerID, pipe: pipe, server: self, maxMessageBytes: options.maxMessageBytes, now: now)
         nextPeerID += 1
+        lastActivity = now
         connections[c.peerID] = c
         if connectionCount > options.maxConnections && !makeRoom(for: c) {
             Log.warn("refused a connection: \(options.maxConnections) clients connected, each with a request in progress "
@@ -204,6 +238,7 @@ public final class Server: DispatcherHost {
 
     func connectionClosed(_ c: Connection) {
         connections.removeValue(forKey: c.peerID)
+        lastActivity = now
         if exiting && connections.isEmpty { closeEverything() }
     }
 
@@ -290,6 +325,7 @@ public final class Server: DispatcherHost {
     // MARK: wake-ups, timers, signals
 
     func workerWoke() {
+        lastActivity = now
         dispatcher.pumpSchedulerEvents()
     }
 
@@ -306,6 +342,74 @@ public final class Server: DispatcherHost {
             churn = 0
             background({ Memory.trim(); return () }, completion: { _ in })
         }
+        guard !exiting, dispatcher.lifecycle == .running else { return }
+        periodic(dispatcher)
+        checkIdleExit()
+    }
+
+    // MARK: idle exit
+
+    /// Nothing connected, nothing admitted, nothing being worked through.
+    private var isIdle: Bool {
+        connections.isEmpty && slicers.isEmpty && helperCompletions.isEmpty && dispatcher.scheduler.isIdle
+    }
+
+    /// Exits once idle for `--idle-exit` (see the type's comment): takes the start lock, makes sure no
+    /// client waits to be accepted, stops listening, then shuts down as `shutdown` + `exit` would.
+    private func checkIdleExit() {
+        guard options.idleExit > 0 else { return }
+        guard isIdle else {
+            lastActivity = now
+            return
+        }
+        let idleMs = now - lastActivity
+        guard Double(idleMs) >= options.idleExit * 1000 else { return }
+        if !activated && !takeStartLock() {
+            Log.debug("idle exit put off: a client holds the start lock \(socketPath).lock")
+            lastActivity = now
+            return
+        }
+        if let l = listener, Self.hasWaitingConnection(l) {
+            Log.debug("idle exit put off: a client is connecting")
+            releaseStartLock()
+            lastActivity = now
+            return
+        }
+        Log.info("idle for \(DurationText.describe((Double(idleMs) / 100).rounded() / 10)) with no client and no job "
+                 + "(--idle-exit \(DurationText.describe(options.idleExit))): checkpointing and exiting")
+        if let l = listener {
+            forgetSocketName(l)
+            uv_close(UnsafeMutableRawPointer(l).assumingMemoryBound(to: uv_handle_t.self), uvFreeOnClose)
+            listener = nil
+        }
+        removeSocketFile()
+        dispatcher.shutdown { [weak self] in self?.finish(code: 0) }
+    }
+
+    /// Takes the clients' start lock without waiting; false when a client holds it. Without a lock
+    /// file (a directory we cannot write) there is nobody to wait for.
+    private func takeStartLock() -> Bool {
+        let fd = open(socketPath + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return true }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            return false
+        }
+        startLock = fd
+        return true
+    }
+
+    private func releaseStartLock() {
+        if startLock >= 0 { close(startLock) }
+        startLock = -1
+    }
+
+    /// A connection is in the listener's backlog (it connected since the loop last looked).
+    private static func hasWaitingConnection(_ l: UnsafeMutablePointer<uv_pipe_t>) -> Bool {
+        var fd: uv_os_fd_t = -1
+        guard uv_fileno(UnsafeMutableRawPointer(l).assumingMemoryBound(to: uv_handle_t.self), &fd) == 0 else { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) > 0 && p.revents & Int16(POLLIN) != 0
     }
 
     func signalled(_ signum: Int32) {

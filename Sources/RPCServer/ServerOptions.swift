@@ -30,6 +30,12 @@ public struct ServerOptions: Sendable {
     public var checkpointEvery = 25
     /// Serves `test/sleep` and `test/echo`, the test suites' diagnostics (no public contract has them).
     public var enableTestMethods = false
+    /// Seconds with no client connected and no job admitted after which the server checkpoints (as at
+    /// `shutdown`) and exits; 0 = never.
+    public var idleExit: Double = 0
+    /// A listening socket inherited from a service manager (`SocketActivation.take()`), served instead
+    /// of binding `socketPath`; not a flag.
+    public var inheritedListener: Int32?
     private let socketHelp: String
 
     public init(runtimeDirectory dir: String, socketName file: String) {
@@ -54,6 +60,9 @@ public struct ServerOptions: Sendable {
           --long-job-share PERCENT  worker time kept by long jobs while short ones wait (default 50)
           --max-queue N             jobs admitted at once, running and waiting (default 32)
           --checkpoint-every N      checkpoint long jobs every N units, e.g. training steps (default 25)
+          --idle-exit DURATION      exit (after checkpointing, as at shutdown) once no client has been
+                                    connected and no job admitted for this long, e.g. 30m, 90s; 0 = never
+                                    (default 0)
           --enable-test-methods     serve the test/* diagnostics methods (for test suites)
         """
     }
@@ -80,6 +89,12 @@ public struct ServerOptions: Sendable {
         case "--max-queue": maxQueue = try args.positive(for: flag)
         case "--checkpoint-every": checkpointEvery = try args.positive(for: flag)
         case "--enable-test-methods": enableTestMethods = true
+        case "--idle-exit":
+            let v = try args.value(for: flag)
+            guard let seconds = DurationText.seconds(v) else {
+                throw UsageError("--idle-exit needs a duration such as 30m, 90s, 1h or 0 (never), got \"\(v)\"")
+            }
+            idleExit = seconds
         default:
             throw UsageError("unknown option \"\(flag.count > 60 ? String(flag.prefix(60)) + "…" : flag)\" (see --help)")
         }

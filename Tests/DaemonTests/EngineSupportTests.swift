@@ -94,4 +94,31 @@ final class EngineSupportTests: XCTestCase {
         XCTAssertNil(r.path)
         XCTAssertTrue(r.searched.contains(root + "/nowhere/models/mini"), "\(r.searched)")
     }
+
+    func testAnInstallPrefixOrErudiffHomeHoldsTheModelAndMiniLM() throws {
+        // scripts/install: PREFIX/bin/erudiffd, PREFIX/share/erudiff/models/mini, PREFIX/share/erudiff/minilm.
+        let root = NSTemporaryDirectory() + "install-layout-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let fm = FileManager.default
+        for dir in ["/prefix/bin", "/prefix/share/erudiff/models/mini", "/prefix/share/erudiff/minilm", "/home/share/erudiff/minilm",
+                    "/home/models/mini"] {
+            try fm.createDirectory(atPath: root + dir, withIntermediateDirectories: true)
+        }
+        for file in ["/prefix/share/erudiff/models/mini/config.json", "/home/models/mini/config.json"]
+            + ["config.json", "vocab.txt", "model.safetensors"].map({ "/prefix/share/erudiff/minilm/" + $0 })
+            + ["config.json", "vocab.txt"].map({ "/home/share/erudiff/minilm/" + $0 }) {
+            try Data("{}".utf8).write(to: URL(fileURLWithPath: root + file))
+        }
+        let exe = root + "/prefix/bin/erudiffd"
+        XCTAssertEqual(DefaultModel.locate(environment: [:], executable: exe, currentDirectory: "/").path,
+                       root + "/prefix/share/erudiff/models/mini")
+        XCTAssertEqual(DefaultModel.locate(environment: ["ERUDIFF_HOME": root + "/home"], executable: exe, currentDirectory: "/").path,
+                       root + "/home/models/mini", "ERUDIFF_HOME comes before the folders above the binary")
+        XCTAssertEqual(DefaultModel.installedMiniLM(environment: [:], executable: exe), root + "/prefix/share/erudiff/minilm")
+        XCTAssertEqual(DefaultModel.installedMiniLM(environment: ["ERUDIFF_HOME": root + "/home"], executable: exe),
+                       root + "/prefix/share/erudiff/minilm", "a folder without model.safetensors does not count")
+        XCTAssertNil(DefaultModel.installedMiniLM(environment: ["ERUDIFF_MINILM": "/x"], executable: exe),
+                     "ERUDIFF_MINILM comes first (MiniLMLocator reads it)")
+        XCTAssertNil(DefaultModel.installedMiniLM(environment: [:], executable: root + "/elsewhere/bin/erudiffd"))
+    }
 }

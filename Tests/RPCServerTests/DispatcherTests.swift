@@ -64,6 +64,19 @@ final class DispatcherTests: XCTestCase {
         }
     }
 
+    func testNullParamsAreNoParams() {
+        // JSON-RPC 2.0 says to omit params; Emacs's jsonrpc.el sends null for none (status, shutdown).
+        let h = DispatcherHarness()
+        let p = RecordingPeer(1)
+        h.send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\",\"params\":null}", from: p)
+        XCTAssertEqual(p.reply(id: 1)?["result"]?["queue"], 0)
+        h.send("{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"toy/add\",\"params\":null}", from: p)
+        XCTAssertEqual(errorCode(p.reply(id: 2)), -32602, "a method with required params says which is missing")
+        XCTAssertTrue(p.reply(id: 2)?["error"]?["message"]?.stringValue?.contains("\"a\" is required") ?? false)
+        XCTAssertEqual(RPCRequest.decode(try! JSON.parse(Array(#"{"jsonrpc":"2.0","method":"exit","params":null}"#.utf8))),
+                       .request(RPCRequest(id: nil, method: "exit", params: nil)))
+    }
+
     func testMethodNotFoundAndUnknownNotificationIsSilent() {
         let h = DispatcherHarness()
         let p = RecordingPeer(1)

@@ -14,7 +14,7 @@ final class ServerOptionsTests: XCTestCase {
     func testEveryFlagInTheUsageIsRead() throws {
         let usage = ServerOptions(runtimeDirectory: "toy", socketName: "toyd.sock").usage
         let flags = usage.split(separator: "\n").compactMap { $0.split(separator: " ").first }.filter { $0.hasPrefix("--") }
-        XCTAssertEqual(flags.count, 12, usage)
+        XCTAssertEqual(flags.count, 13, usage)
         for flag in flags.map(String.init) {
             let value = flag == "--socket" ? "/tmp/t.sock" : flag == "--log-level" ? "debug" : "3"
             XCTAssertNoThrow(try parse(flag == "--enable-test-methods" ? [flag] : [flag, value]), flag)
@@ -37,11 +37,24 @@ final class ServerOptionsTests: XCTestCase {
         XCTAssertFalse(d.enableTestMethods)
     }
 
+    func testIdleExitTakesDurations() throws {
+        XCTAssertEqual(try parse([]).idleExit, 0, "a hand-started server never leaves by itself")
+        for (text, seconds) in [("30m", 1800.0), ("90s", 90), ("0", 0), ("2", 2), ("1.5h", 5400), ("250ms", 0.25), (" 1H ", 3600)] {
+            XCTAssertEqual(try parse(["--idle-exit", text]).idleExit, seconds, text)
+        }
+        for text in ["", "m", "5x", "-5m", "1e3", "5 m", "1h30m", "nan", "inf", "999999h"] {
+            XCTAssertNil(DurationText.seconds(text), text)
+        }
+        XCTAssertEqual([1800, 90, 2, 5400, 0.25, 7200, 1.5].map(DurationText.describe), ["30m", "90s", "2s", "90m", "250ms", "2h", "1.5s"])
+    }
+
     func testBadFlagsSayWhatIsWrong() {
         for (args, needle) in [(["--max-queue", "0"], "positive integer"), (["--log-level", "loud"], "--log-level"),
                                (["--frobnicate"], "unknown option \"--frobnicate\""), (["--socket"], "needs a value"),
                                (["--long-job-share", "100"], "1...99"), (["--max-batch", "-1"], "positive integer"),
-                               (["--socket", "/tmp/" + String(repeating: "x", count: 120)], "at most 107")] {
+                               (["--socket", "/tmp/" + String(repeating: "x", count: 120)], "at most 107"),
+                               (["--idle-exit", "soon"], "--idle-exit needs a duration"), (["--idle-exit", "-1s"], "got \"-1s\""),
+                               (["--idle-exit"], "needs a value")] {
             XCTAssertThrowsError(try parse(args), "\(args)") {
                 XCTAssertTrue("\($0)".contains(needle), "\(args): \($0)")
             }

@@ -7,6 +7,7 @@
         result.images[0]            # shows itself in Jupyter
 """
 
+from .autostart import ensure_daemon
 from .client import Call, Client, Progress, SampleResult, default_socket_path
 from .errors import (DaemonUnavailable, ErudiffError, InternalError, InvalidParams, InvalidRequest,
                      MessageTooLarge, MethodNotFound, ModelNotLoaded, ParseError, ProtocolError, RequestCancelled,
@@ -14,7 +15,7 @@ from .errors import (DaemonUnavailable, ErudiffError, InternalError, InvalidPara
 from .images import Image, Images
 
 __all__ = [
-    "Call", "Client", "Progress", "SampleResult", "default_socket_path", "Image", "Images",
+    "Call", "Client", "Progress", "SampleResult", "default_socket_path", "ensure_daemon", "Image", "Images",
     "ErudiffError", "DaemonUnavailable", "ProtocolError", "RpcError", "ParseError", "InvalidRequest",
     "MethodNotFound", "InvalidParams", "InternalError", "RequestCancelled", "ServerBusy", "ModelNotLoaded",
     "ShuttingDown", "MessageTooLarge",

@@ -4,7 +4,8 @@
     python -m erudiff call METHOD '{"json": "params"}'
     python -m erudiff sample "the flag of Japan" -o flag.png [--seed N] [--steps N]
 
-Exit codes: 0 ok, 1 JSON-RPC error, 2 usage, 3 cannot connect, 130 interrupted.
+When no daemon answers it starts one (as ``Client`` does; --no-autostart or ERUDIFF_NO_AUTOSTART=1 turn
+that off). Exit codes: 0 ok, 1 JSON-RPC error, 2 usage, 3 cannot connect, 130 interrupted.
 """
 
 import argparse
@@ -17,6 +18,8 @@ from . import Client, DaemonUnavailable, RpcError
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m erudiff", description="Call erudiffd.")
     ap.add_argument("--socket", help="socket path (default: $ERUDIFF_SOCKET or the daemon's default)")
+    ap.add_argument("--no-autostart", action="store_true",
+                    help="do not start erudiffd when none answers (also ERUDIFF_NO_AUTOSTART=1)")
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("status")
     c = sub.add_parser("call")
@@ -38,7 +41,7 @@ def main(argv=None):
             print(file=sys.stderr)
 
     try:
-        with Client(args.socket) as client:
+        with Client(args.socket, autostart=False if args.no_autostart else None) as client:
             if args.command == "status":
                 print(json.dumps(client.status(), indent=2))
             elif args.command == "call":

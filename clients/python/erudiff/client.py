@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 
+from . import autostart as _autostart
 from .errors import DaemonUnavailable, ErudiffError, ProtocolError, RequestCancelled, RpcError
 from .images import Image, Images
 
@@ -34,8 +35,9 @@ def _cannot_connect(path, error):
     """Why a connection failed, with what to do about it (as the shell client says it)."""
     why = error.strerror or str(error)
     if isinstance(error, (FileNotFoundError, ConnectionRefusedError)):
-        hint = ("no daemon listens there (is erudiffd running? start it with `erudiffd`, or give its socket "
-                "with socket_path= or ERUDIFF_SOCKET)")
+        hint = ("no daemon listens there and starting one is off (autostart=False or ERUDIFF_NO_AUTOSTART); "
+                "is erudiffd running? start it with `erudiffd`, or give its socket with socket_path= or "
+                "ERUDIFF_SOCKET")
     elif isinstance(error, PermissionError):
         hint = "the socket belongs to another user (erudiffd serves only its own uid)"
     else:
@@ -126,12 +128,21 @@ class Client:
     Every RPC method has a method here (``sample``, ``match_distributions``, ``rl_step``, ``evaluate``,
     ``encode``, ``models_list`` …); ``call(method, params)`` reaches any other. Long calls take
     ``progress=callback`` (called with a ``Progress``; returning False cancels the call).
+
+    When no daemon answers on the socket, the client starts one (see ``erudiff.autostart``) that
+    exits after ``idle_exit`` with no client (default ``$ERUDIFF_IDLE_EXIT``, else 30m), and says so
+    on stderr; ``autostart=False`` (default: off when ``ERUDIFF_NO_AUTOSTART`` is set) raises
+    ``DaemonUnavailable`` instead.
     """
 
-    def __init__(self, socket_path=None, timeout=None, connect_timeout=5.0):
+    def __init__(self, socket_path=None, timeout=None, connect_timeout=5.0, autostart=None, idle_exit=None,
+                 start_timeout=_autostart.START_TIMEOUT):
         self.socket_path = socket_path or default_socket_path()
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.autostart = _autostart.autostart_enabled() if autostart is None else autostart
+        self.idle_exit = idle_exit
+        self.start_timeout = start_timeout
         self._ids = itertools.count(1)
         self._pending = {}
         self._tokens = {}
@@ -143,19 +154,35 @@ class Client:
         self._connect()
 
     def _connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.connect_timeout)
         try:
-            sock.connect(self.socket_path)
+            sock = self._open_socket()
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            if not self.autostart:
+                raise DaemonUnavailable(_cannot_connect(self.socket_path, e)) from None
+            _autostart.ensure_daemon(self.socket_path, idle_exit=self.idle_exit, start_timeout=self.start_timeout)
+            try:
+                sock = self._open_socket()
+            except OSError as e2:
+                raise DaemonUnavailable(f"cannot connect to erudiffd at {self.socket_path} after starting it: "
+                                        f"{e2.strerror or e2}") from None
         except OSError as e:
-            sock.close()
             raise DaemonUnavailable(_cannot_connect(self.socket_path, e)) from None
-        sock.settimeout(None)
         self._sock = sock
         self._lost = None
         self._notice = None
         self._reader = threading.Thread(target=self._read_loop, name="erudiff-reader", daemon=True)
         self._reader.start()
+
+    def _open_socket(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.connect_timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        sock.settimeout(None)
+        return sock
 
     # -- plumbing -------------------------------------------------------------------------------
 

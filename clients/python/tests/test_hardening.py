@@ -571,7 +571,7 @@ def test_a_second_daemon_refuses_before_loading_its_model(start, mini_model):
 def test_python_client_without_a_daemon_says_what_to_do(workdir):
     path = os.path.join(workdir, "run", "erudiffd.sock")
     with pytest.raises(erudiff.DaemonUnavailable) as e:
-        erudiff.Client(path)
+        erudiff.Client(path, autostart=False)
     text = str(e.value)
     assert path in text and "is erudiffd running" in text and "ERUDIFF_SOCKET" in text, text
     os.makedirs(os.path.dirname(path))
@@ -579,7 +579,7 @@ def test_python_client_without_a_daemon_says_what_to_do(workdir):
     s.bind(path)                     # a socket file nobody listens on: a daemon that died
     s.close()
     with pytest.raises(erudiff.DaemonUnavailable) as e:
-        erudiff.Client(path)
+        erudiff.Client(path, autostart=False)
     assert "is erudiffd running" in str(e.value), str(e.value)
 
 

@@ -28,7 +28,7 @@ def test_socket_from_environment(daemon, monkeypatch):
 
 def test_cannot_connect_is_daemon_unavailable(workdir):
     with pytest.raises(erudiff.DaemonUnavailable) as e:
-        Client(os.path.join(workdir, "nothing.sock"))
+        Client(os.path.join(workdir, "nothing.sock"), autostart=False)
     assert "nothing.sock" in str(e.value)
 
 
@@ -202,6 +202,6 @@ def test_python_m_erudiff(daemon):
     r = subprocess.run([sys.executable, "-m", "erudiff", "--socket", daemon.socket_path, "call", "no/such"],
                        capture_output=True, text=True, env=env, timeout=30)
     assert r.returncode == 1 and "-32601" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "erudiff", "--socket", daemon.socket_path + ".x", "status"],
+    r = subprocess.run([sys.executable, "-m", "erudiff", "--no-autostart", "--socket", daemon.socket_path + ".x", "status"],
                        capture_output=True, text=True, env=env, timeout=30)
     assert r.returncode == 3

@@ -98,12 +98,14 @@ def test_help(daemon):
 
 
 def test_cannot_connect_exits_3(workdir):
-    assert run("status", socket_path=os.path.join(workdir, "absent.sock")).returncode == 3
+    # Without a daemon the client would start one: here it is told not to (test_autostart covers that).
+    env = dict(os.environ, ERUDIFF_NO_AUTOSTART="1")
+    assert run("status", socket_path=os.path.join(workdir, "absent.sock"), env=env).returncode == 3
     stale = os.path.join(workdir, "stale.sock")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(stale)
     s.close()
-    r = run("status", socket_path=stale)
+    r = run("status", socket_path=stale, env=env)
     assert r.returncode == 3, r.stderr
     assert "cannot connect" in r.stderr
 
