@@ -205,6 +205,17 @@ def test_match_rl_eval_build_contract_params(fake):
     assert methods == ["matchDistributions", "matchDistributions", "rlStep", "rlStep", "evaluate"]
 
 
+def test_grid_replaces_a_foreign_file_only_when_told(fake, workdir):
+    out = os.path.join(workdir, "sheet.png")
+    rows = '[[{"id": "s-1"}]]'
+    for extra in ([], ["--overwrite"]):
+        r = run("grid", "-o", out, "--rows", rows, *extra, socket_path=fake.path)
+        assert r.returncode == 0, r.stderr
+    sent = [q["params"] for q in fake.requests if q.get("method") == "images/grid"]
+    assert [p.get("overwrite") for p in sent] == [None, True]
+    assert all(p["path"] == out for p in sent)
+
+
 def test_engine_commands_take_json_from_files(fake, workdir):
     pairs = [{"implicit": f"the flag of country {i}", "explicit": "a red circle on a white background"}
              for i in range(3000)]
