@@ -70,6 +70,15 @@ public struct RefactoringResults: Codable, Equatable, Sendable {
                 + splits.map { pct(r.split($0)?.explicit?.accuracy) }.joined(separator: " | ") + " | "
                 + splits.map { f(r.dislocation?.bySplit[$0], 4) }.joined(separator: " | ") + " |\n"
         }
+        s += "\n## Clean images\n\nshare of images the verifier explains whole (a flat field, or one object on it, "
+            + "with at most \(pct(Double(Verification.cleanStrayLimit))) of the pixels stray): implicit prompts per split "
+            + "and random explicit captions. A drop is collateral damage (smears, specks).\n\n"
+        s += "| variant | " + splits.map { "\($0) implicit" }.joined(separator: " | ") + " | world:explicit |\n"
+        s += "|---|" + String(repeating: "---:|", count: splits.count + 1) + "\n"
+        for (name, r) in variants {
+            s += "| \(name) | " + splits.map { pct(r.split($0)?.implicit?.clean) }.joined(separator: " | ")
+                + " | \(pct(r.explicit?.clean)) |\n"
+        }
         let names = KnowledgeMetrics.errorNames
         s += "\n## What the wrong images got wrong\n\nimages with each attribute wrong (\"object\": no clear object), "
             + "implicit prompts of `train` and random explicit captions; one image can count twice.\n\n"

@@ -61,12 +61,15 @@ public enum KnowledgeMetrics {
 
     /// Score and accuracy of `images` against their items' `expect`; nil for no images.
     public static func stats(_ images: [VerifiedImage]) -> PromptStats? {
-        stats(readings: images.map { (found: $0.found, expected: $0.item.expect) })
+        let clean = images.compactMap(\.clean)
+        return stats(readings: images.map { (found: $0.found, expected: $0.item.expect) },
+                     clean: clean.count == images.count ? clean : nil)
     }
 
     /// Score, accuracy and error counts of verifier readings against what each should have shown; nil
-    /// for none (captions without a knowledge item use this directly).
-    public static func stats(readings: [(found: Attributes?, expected: Attributes)]) -> PromptStats? {
+    /// for none (captions without a knowledge item use this directly); `clean`, one per reading, gives
+    /// the clean share.
+    public static func stats(readings: [(found: Attributes?, expected: Attributes)], clean: [Bool]? = nil) -> PromptStats? {
         guard !readings.isEmpty else { return nil }
         var score = 0.0, correct = 0
         var wrong: [String: Int] = [:]
@@ -76,7 +79,8 @@ public enum KnowledgeMetrics {
             for name in errors(found: r.found, expected: r.expected) { wrong[name, default: 0] += 1 }
         }
         let n = Double(readings.count)
-        return PromptStats(images: readings.count, score: score / n, accuracy: Double(correct) / n, wrong: wrong)
+        return PromptStats(images: readings.count, score: score / n, accuracy: Double(correct) / n, wrong: wrong,
+                           clean: clean.map { Double($0.filter { $0 }.count) / Double($0.count) })
     }
 
     /// `(implicit − superficial) / (explicit − superficial)`, or nil when the denominator is below
@@ -136,15 +140,17 @@ public struct VerifiedImage: Hashable, Sendable {
     public var item: KnowledgeItem
     public var prompt: KnowledgeItem.PromptKind
     public var found: Attributes?
+    /// Whether the verifier explained the whole image (`Verification.isClean`); nil where not read.
+    public var clean: Bool?
 
-    public init(item: KnowledgeItem, prompt: KnowledgeItem.PromptKind, found: Attributes?) {
-        self.item = item; self.prompt = prompt; self.found = found
+    public init(item: KnowledgeItem, prompt: KnowledgeItem.PromptKind, found: Attributes?, clean: Bool? = nil) {
+        self.item = item; self.prompt = prompt; self.found = found; self.clean = clean
     }
 
     /// An image as the `Verifier` read it: its attributes count as found (with no clear object the
     /// verifier names only the background, so only a right background earns credit).
     public init(item: KnowledgeItem, prompt: KnowledgeItem.PromptKind, verification: Verification) {
-        self.init(item: item, prompt: prompt, found: verification.attributes)
+        self.init(item: item, prompt: prompt, found: verification.attributes, clean: verification.isClean)
     }
 
     /// This image's score against its item's `expect`.
@@ -162,9 +168,12 @@ public struct PromptStats: Hashable, Codable, Sendable {
     /// "background", "size", "position"); one image can count under several. Nil where not counted
     /// (results written before the count existed).
     public var wrong: [String: Int]?
+    /// Share of images the verifier explains whole (`Verification.isClean`: a flat field, or one object
+    /// on it, with few stray pixels) — what tells a clean wrong image from a smear. Nil where not read.
+    public var clean: Double?
 
-    public init(images: Int, score: Double, accuracy: Double, wrong: [String: Int]? = nil) {
-        self.images = images; self.score = score; self.accuracy = accuracy; self.wrong = wrong
+    public init(images: Int, score: Double, accuracy: Double, wrong: [String: Int]? = nil, clean: Double? = nil) {
+        self.images = images; self.score = score; self.accuracy = accuracy; self.wrong = wrong; self.clean = clean
     }
 }
 

@@ -31,6 +31,17 @@ public struct Verification: Sendable, Equatable {
     /// in the object colour when there is one. 0 for a clean render; specks, smears and second
     /// objects raise it.
     public var unexplained: Float
+    /// The unexplained pixels that are not within a pixel of the fitted outline (all of them with no
+    /// object): specks, smears and second objects, but not a ragged edge. What `isClean` reads.
+    public var stray: Float
+
+    /// The share of stray pixels up to which an image counts as clean: a uniform background and at
+    /// most one object of a known shape, whatever its outline (see docs/decisions.md, "Clean images").
+    public static let cleanStrayLimit: Float = 0.02
+
+    /// Whether the reading explains the image: a flat field, or one object on it, with at most
+    /// `cleanStrayLimit` of the pixels stray.
+    public var isClean: Bool { stray <= Self.cleanStrayLimit }
 
     /// The colour distance (largest channel difference, sRGB in [0, 1]) beyond which a pixel counts as
     /// unexplained.
@@ -39,11 +50,11 @@ public struct Verification: Sendable, Equatable {
     public init(attributes: Attributes, foundObject: Bool, confidence: Float, runnerUp: Shape?,
                 shapeMargin: Float, objectRGB: SIMD3<Float>, backgroundRGB: SIMD3<Float>,
                 centerX: Float, centerY: Float, extent: Float, shapeFit: [Shape: Float] = [:],
-                outlineIoU: Float? = nil, unexplained: Float = 0) {
+                outlineIoU: Float? = nil, unexplained: Float = 0, stray: Float = 0) {
         self.attributes = attributes; self.foundObject = foundObject; self.confidence = confidence
         self.runnerUp = runnerUp; self.shapeMargin = shapeMargin; self.shapeFit = shapeFit
         self.objectRGB = objectRGB; self.backgroundRGB = backgroundRGB
         self.centerX = centerX; self.centerY = centerY; self.extent = extent
-        self.outlineIoU = outlineIoU; self.unexplained = unexplained
+        self.outlineIoU = outlineIoU; self.unexplained = unexplained; self.stray = stray
     }
 }

@@ -155,35 +155,57 @@ public struct Verifier: Sendable {
             let a = min(max(alpha[i], 0), 1)
             inter += min(a, sharp[i]); union += max(a, sharp[i])
         }
-        let explained = found ? Self.unexplainedShare(p, background: bgRGB, object: objRGB, coverage: cov)
+        let explained = found ? Self.unexplainedShare(p, background: bgRGB, object: objRGB, coverage: cov,
+                                                      edgeBand: Self.edgeBand(sharp, side: side))
             : Self.unexplainedShare(p, background: bgRGB, object: bgRGB, coverage: nil)
         return Verification(attributes: found ? attributes : Attributes(background: attributes.background),
                             foundObject: found, confidence: confidence, runnerUp: second.shape,
                             shapeMargin: second.residual - best.residual, objectRGB: objRGB,
                             backgroundRGB: bgRGB, centerX: best.centerX, centerY: best.centerY,
                             extent: best.extent, shapeFit: shapeFit,
-                            outlineIoU: found && union > 0 ? inter / union : nil, unexplained: explained)
+                            outlineIoU: found && union > 0 ? inter / union : nil, unexplained: explained.all,
+                            stray: explained.stray)
     }
 
     private func noObject(_ p: UnsafePointer<Float>, background: SIMD3<Float>) -> Verification {
+        let share = Self.unexplainedShare(p, background: background, object: background, coverage: nil)
         return Verification(attributes: Attributes(background: Palette.nearest(srgb: background).color),
                             foundObject: false, confidence: 0, runnerUp: nil, shapeMargin: 0, objectRGB: background,
                             backgroundRGB: background, centerX: 16, centerY: 16, extent: 0,
-                            unexplained: Self.unexplainedShare(p, background: background, object: background, coverage: nil))
+                            unexplained: share.all, stray: share.stray)
     }
 
     /// The share of pixels farther than `Verification.unexplainedTolerance` from background + coverage ·
-    /// (object − background); with no coverage, from the background alone.
+    /// (object − background) (with no coverage, from the background alone): all of them, and the
+    /// stray ones, outside `edgeBand`.
     private static func unexplainedShare(_ p: UnsafePointer<Float>, background: SIMD3<Float>, object: SIMD3<Float>,
-                                         coverage: [Float]?) -> Float {
+                                         coverage: [Float]?, edgeBand: [Bool]? = nil) -> (all: Float, stray: Float) {
         let tol = Verification.unexplainedTolerance, delta = object - background
-        var count = 0
+        var count = 0, stray = 0
         for i in 0..<n {
             let want = coverage.map { background + $0[i] * delta } ?? background
             let d = absolute(SIMD3(p[3 * i], p[3 * i + 1], p[3 * i + 2]) - want)
-            if max(d.x, max(d.y, d.z)) > tol { count += 1 }
+            if max(d.x, max(d.y, d.z)) > tol {
+                count += 1
+                if !(edgeBand?[i] ?? false) { stray += 1 }
+            }
         }
-        return Float(count) / Float(n)
+        return (Float(count) / Float(n), Float(stray) / Float(n))
+    }
+
+    /// The pixels within one pixel (8-neighbourhood) of the template's outline: where the sharp
+    /// template is neither empty nor full around them.
+    private static func edgeBand(_ sharp: [Float], side: Int) -> [Bool] {
+        (0..<side * side).map { i in
+            let x = i % side, y = i / side
+            var lo: Float = 1, hi: Float = 0
+            for ny in max(0, y - 1)...min(side - 1, y + 1) {
+                for nx in max(0, x - 1)...min(side - 1, x + 1) {
+                    lo = min(lo, sharp[ny * side + nx]); hi = max(hi, sharp[ny * side + nx])
+                }
+            }
+            return hi > 0.02 && lo < 0.98
+        }
     }
 
     /// The largest 4-connected set of pixels where `inside` holds.

@@ -85,11 +85,13 @@ enum SampleCommand: TrainCommand {
             let s = a.sorted()
             return s.isEmpty ? .nan : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
         }
-        let iou = v.compactMap(\.outlineIoU), unexplained = v.map(\.unexplained)
-        let clean = unexplained.filter { $0 <= 0.02 }.count
-        return String(format: "outline IoU median %.3f over %d objects (25th percentile %.3f); unexplained pixels median %.2f%%, "
-                      + "≤ 2%% in %d of %d images", median(iou), iou.count,
-                      iou.isEmpty ? Float.nan : iou.sorted()[iou.count / 4], 100 * median(unexplained), clean, v.count)
+        let iou = v.compactMap(\.outlineIoU), unexplained = v.map(\.unexplained), stray = v.map(\.stray).sorted()
+        let clean = v.filter(\.isClean).count
+        return String(format: "outline IoU median %.3f over %d objects (25th percentile %.3f); unexplained pixels median %.2f%%; "
+                      + "stray pixels median %.2f%%, 90th percentile %.2f%%, max %.2f%%; clean %d of %d images",
+                      median(iou), iou.count, iou.isEmpty ? Float.nan : iou.sorted()[iou.count / 4], 100 * median(unexplained),
+                      100 * median(stray), 100 * (stray.isEmpty ? .nan : stray[stray.count * 9 / 10]),
+                      100 * (stray.last ?? .nan), clean, v.count)
     }
 
     /// "right/images (percent%)" of one set of readings.

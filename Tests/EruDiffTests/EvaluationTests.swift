@@ -42,6 +42,9 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(k.byItem.count, 8)
         XCTAssertEqual(k.overall.implicit?.images, 16)
         XCTAssertEqual(a.explicit?.images, 12)
+        // Every image is read for cleanliness too: each split and the explicit captions have a share.
+        for split in k.bySplit.values { XCTAssertTrue((0...1).contains(try XCTUnwrap(split.implicit?.clean))) }
+        XCTAssertTrue((0...1).contains(try XCTUnwrap(a.explicit?.clean)))
         XCTAssertEqual(Set(try XCTUnwrap(a.dislocation).perItem.keys), Set(Self.items().map(\.id)))
         // Shared prompts are sampled once: fewer images than prompts × samples.
         let prompts = Set(Self.items().flatMap { [$0.implicit, $0.explicit, $0.superficial] })

@@ -52,6 +52,22 @@ final class MetricsTests: XCTestCase {
         XCTAssertNil(KnowledgeMetrics.stats([]))
     }
 
+    /// The clean share counts the images the verifier explained whole, right or wrong; it is nil when
+    /// any image was not read for it.
+    func testCleanShareCountsExplainedImages() throws {
+        let right = flag.expect
+        let read = [(right, true), (nil, true), (right, false), (flag.superficialExpect, true)].map {
+            VerifiedImage(item: flag, prompt: .implicit, found: $0.0, clean: $0.1)
+        }
+        let s = try XCTUnwrap(KnowledgeMetrics.stats(read))
+        XCTAssertEqual(s.clean, 0.75)
+        XCTAssertEqual(s.accuracy, 0.5)
+        XCTAssertNil(try XCTUnwrap(KnowledgeMetrics.stats(images(flag, .implicit, [right]))).clean)
+        XCTAssertNil(try XCTUnwrap(KnowledgeMetrics.stats(read + images(flag, .implicit, [right]))).clean)
+        let g = KnowledgeMetrics.group(read)
+        XCTAssertEqual(g.implicit?.clean, 0.75)
+    }
+
     func testErrorsNameWhatAnImageGotWrong() {
         let expect = flag.expect
         XCTAssertEqual(KnowledgeMetrics.errors(found: expect, expected: expect), [])

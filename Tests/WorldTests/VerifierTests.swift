@@ -149,11 +149,14 @@ final class VerifierOutlineTests: XCTestCase {
                 let v = try verifier.verify(image)
                 XCTAssertGreaterThan(try XCTUnwrap(v.outlineIoU), 0.95, "\(shape) \(size)")
                 XCTAssertEqual(v.unexplained, 0, "\(shape) \(size)")
+                XCTAssertEqual(v.stray, 0, "\(shape) \(size)")
+                XCTAssertTrue(v.isClean)
             }
         }
         let flat = try verifier.verify(RGBImage(width: 32, height: 32, fill: SIMD3(255, 255, 255)))
         XCTAssertNil(flat.outlineIoU)
         XCTAssertEqual(flat.unexplained, 0)
+        XCTAssertTrue(flat.isClean, "a flat field is clean: nothing drawn, nothing left over")
     }
 
     /// Specks on a flat field, a second object beside the first, and a ragged outline: each leaves
@@ -163,7 +166,10 @@ final class VerifierOutlineTests: XCTestCase {
         var rng = RNG(seed: 42)
         var specks = RGBImage(width: 32, height: 32, fill: SIMD3(255, 255, 255))
         for _ in 0..<40 { let i = rng.int(below: 32 * 32); specks.pixels[3 * i] = 0; specks.pixels[3 * i + 2] = 0 }
-        XCTAssertGreaterThan(try verifier.verify(specks).unexplained, 0.03)
+        let vs = try verifier.verify(specks)
+        XCTAssertGreaterThan(vs.unexplained, 0.03)
+        XCTAssertGreaterThan(vs.stray, 0.03)
+        XCTAssertFalse(vs.isClean)
 
         let scene = Scene(shape: .square, color: .blue, background: .white, size: .small, position: .left,
                           centerX: 9, centerY: 16, extent: 10)
@@ -171,7 +177,10 @@ final class VerifierOutlineTests: XCTestCase {
         let other = Renderer.image(Scene(shape: .circle, color: .blue, background: .white, size: .small, position: .right,
                                          centerX: 25, centerY: 16, extent: 8))
         for i in 0..<(32 * 32) where other.pixels[3 * i] != 255 { for c in 0..<3 { two.pixels[3 * i + c] = other.pixels[3 * i + c] } }
-        XCTAssertGreaterThan(try verifier.verify(two).unexplained, 0.03)
+        let vt = try verifier.verify(two)
+        XCTAssertGreaterThan(vt.unexplained, 0.03)
+        XCTAssertGreaterThan(vt.stray, Verification.cleanStrayLimit, "the second object lies away from the first's outline")
+        XCTAssertFalse(vt.isClean)
 
         let clean = Renderer.image(Scene(shape: .circle, color: .red, background: .white, size: .large, position: .center,
                                          centerX: 16, centerY: 16, extent: 22))
@@ -185,5 +194,10 @@ final class VerifierOutlineTests: XCTestCase {
         let a = try XCTUnwrap(try verifier.verify(clean).outlineIoU), b = try XCTUnwrap(try verifier.verify(ragged).outlineIoU)
         XCTAssertGreaterThan(a, 0.97)
         XCTAssertLessThan(b, a - 0.03)
+        // A ragged edge is unfaithful but not stray: the image is still one object on a flat field.
+        let vr = try verifier.verify(ragged)
+        XCTAssertGreaterThan(vr.unexplained, 0)
+        XCTAssertEqual(vr.stray, 0)
+        XCTAssertTrue(vr.isClean)
     }
 }
