@@ -12,13 +12,12 @@ import Tensors
 public final class FlowMatchingTrainer {
     public struct Options: Sendable {
         public var learningRate: Float = 3e-4
+        /// AdamW's, with its default betas and ε.
         public var weightDecay: Float = 0
-        public var betas: (Float, Float) = (0.9, 0.999)
-        public var eps: Float = 1e-8
         /// Clip the global gradient norm to this (nil: no clipping).
         public var maxGradNorm: Float? = 1
         public var captionDropout: Float = 0.1
-        public var timeMean: Float = 0
+        /// Spread of the logit-normal training times (centred on 0).
         public var timeStd: Float = 1
         /// Static shift applied to each drawn time, `t' = s·t / (1 + (s − 1)·t)` (SD3's shift of the
         /// training distribution; 1 = none). Above 1 it trains more at high noise, where the layout of
@@ -61,8 +60,7 @@ public final class FlowMatchingTrainer {
                 params.append(AdamW.Parameter(p.tensor, grad: gr.tensor, decays: p.tensor.shape.count > 1))
             }
         }
-        optimizer = AdamW(parameters: params, lr: options.learningRate, betas: options.betas, eps: options.eps,
-                          weightDecay: options.weightDecay)
+        optimizer = AdamW(parameters: params, lr: options.learningRate, weightDecay: options.weightDecay)
         rng = RNG(seed: seed)
         let n = positions.imageTokens, l = positions.textTokens
         xt = Tensor(zeros: [batch, n, c.inChannels])
@@ -75,7 +73,7 @@ public final class FlowMatchingTrainer {
 
     /// One training time: logit-normal, then the static shift when `options.timeShift` is not 1.
     public static func trainingTime(_ rng: inout RNG, options: Options) -> Float {
-        let t = FlowMatching.logitNormalTime(&rng, mean: options.timeMean, std: options.timeStd)
+        let t = FlowMatching.logitNormalTime(&rng, std: options.timeStd)
         guard options.timeShift != 1 else { return t }
         return Float(TimestepSchedule.apply(.fixed(options.timeShift), to: Double(t)))
     }
