@@ -1,31 +1,23 @@
 import Models
 import Tensors
 
-/// The flow-matching training step (pretraining, DESIGN.md §4.1), reusable for the base model or for a
-/// LoRA adapter:
+/// The flow-matching training step of every base weight (pretraining, DESIGN.md §4.1; adapters train
+/// with the adapter step of DK-DM and NO-RL):
 ///   t ~ logit-normal(0, 1) (optionally shifted), ε ~ N(0, I), x_t = (1 − t)·x0 + t·ε, loss = mean (v(x_t, t, c) − (ε − x0))²
-///   (v the network's output, or derived from it when it predicts the clean sample),
+///   (v the network's output, or derived from it when it predicts the clean sample; `WeightedMSE`),
 ///   with each caption replaced by the unconditional encoding with probability `captionDropout`;
-///   backward, optional gradient-norm clipping, AdamW.
+///   backward, optional gradient-norm clipping, AdamW (`AdamW.step(clipping:maxNorm:)`).
 /// Text arrives already encoded (`TextConditioning`), so callers can cache encodings and the text
 /// encoder need not run every step. Memory (workspace, gradients, moments) is allocated once.
 public final class FlowMatchingTrainer {
-    public enum Target: Equatable, Sendable {
-        /// Every base weight (pretraining).
-        case base
-        /// The model's adapter only; the base stays frozen.
-        case adapter
-    }
-
     public struct Options: Sendable {
         public var learningRate: Float = 3e-4
+        /// AdamW's, with its default betas and ε.
         public var weightDecay: Float = 0
-        public var betas: (Float, Float) = (0.9, 0.999)
-        public var eps: Float = 1e-8
         /// Clip the global gradient norm to this (nil: no clipping).
         public var maxGradNorm: Float? = 1
         public var captionDropout: Float = 0.1
-        public var timeMean: Float = 0
+        /// Spread of the logit-normal training times (centred on 0).
         public var timeStd: Float = 1
         /// Static shift applied to each drawn time, `t' = s·t / (1 + (s − 1)·t)` (SD3's shift of the
         /// training distribution; 1 = none). Above 1 it trains more at high noise, where the layout of
@@ -44,50 +36,31 @@ public final class FlowMatchingTrainer {
     }
 
     public let model: FluxTransformer
-    public let target: Target
     public var options: Options
     public let workspace: FluxWorkspace
-    /// Gradients of the base (target `.base`) or of the adapter (target `.adapter`).
-    public let baseGradients: FluxWeights?
-    public let adapterGradients: LoRAAdapter?
+    public let gradients: FluxWeights
     public let optimizer: AdamW
     public var rng: RNG
 
     private let xt, targetV, noise, dOut: Tensor
     private let states, pooled: Tensor
-    private let gradTensors: [Tensor]
 
     /// A trainer for batches of up to `batch` samples with `positions` (text length and image tokens).
-    public init(model: FluxTransformer, batch: Int, positions: FluxPositions, target: Target = .base,
-                options: Options = Options(), seed: UInt64) throws {
+    public init(model: FluxTransformer, batch: Int, positions: FluxPositions, options: Options = Options(), seed: UInt64) throws {
         self.model = model
-        self.target = target
         self.options = options
         self.workspace = try FluxWorkspace(config: model.config, batch: batch, positions: positions, training: true)
-        let c = model.config
+        let c = model.config, g = FluxWeights.zeros(c)
+        gradients = g
         var params: [AdamW.Parameter] = []
-        switch target {
-        case .base:
-            let g = FluxWeights.zeros(c)
-            baseGradients = g; adapterGradients = nil
-            if let wm = model.weights.matrices, let wv = model.weights.vectors {  // two contiguous ranges
-                params = [AdamW.Parameter(wm, grad: g.matrices!, decays: true),
-                          AdamW.Parameter(wv, grad: g.vectors!, decays: false)]
-            } else {
-                for (p, gr) in zip(model.weights.tensors, g.tensors) {
-                    params.append(AdamW.Parameter(p.tensor, grad: gr.tensor, decays: p.tensor.shape.count > 1))
-                }
+        if let wm = model.weights.matrices, let wv = model.weights.vectors {  // two contiguous ranges
+            params = [AdamW.Parameter(wm, grad: g.matrices!, decays: true), AdamW.Parameter(wv, grad: g.vectors!, decays: false)]
+        } else {
+            for (p, gr) in zip(model.weights.tensors, g.tensors) {
+                params.append(AdamW.Parameter(p.tensor, grad: gr.tensor, decays: p.tensor.shape.count > 1))
             }
-            gradTensors = [g.flat!]
-        case .adapter:
-            guard let a = model.adapter else { throw FluxError.invalidInput("target .adapter but the model has no adapter") }
-            let g = a.zerosLike()
-            baseGradients = nil; adapterGradients = g
-            params = [AdamW.Parameter(a.flat, grad: g.flat, decays: true)]
-            gradTensors = [g.flat]
         }
-        optimizer = AdamW(parameters: params, lr: options.learningRate, betas: options.betas, eps: options.eps,
-                          weightDecay: options.weightDecay)
+        optimizer = AdamW(parameters: params, lr: options.learningRate, weightDecay: options.weightDecay)
         rng = RNG(seed: seed)
         let n = positions.imageTokens, l = positions.textTokens
         xt = Tensor(zeros: [batch, n, c.inChannels])
@@ -100,7 +73,7 @@ public final class FlowMatchingTrainer {
 
     /// One training time: logit-normal, then the static shift when `options.timeShift` is not 1.
     public static func trainingTime(_ rng: inout RNG, options: Options) -> Float {
-        let t = FlowMatching.logitNormalTime(&rng, mean: options.timeMean, std: options.timeStd)
+        let t = FlowMatching.logitNormalTime(&rng, std: options.timeStd)
         guard options.timeShift != 1 else { return t }
         return Float(TimestepSchedule.apply(.fixed(options.timeShift), to: Double(t)))
     }
@@ -135,25 +108,16 @@ public final class FlowMatchingTrainer {
                               text: view(states, [b, text.tokens, c.jointAttentionDim]),
                               pooled: view(pooled, [b, c.pooledProjectionDim]), timesteps: times,
                               guidance: c.guidanceEmbeds ? [Float](repeating: 1, count: b) : nil)
-        let out = try model.forward(input, workspace: workspace, useAdapter: target == .adapter)
-        let count = b * per
+        let out = try model.forward(input, workspace: workspace, useAdapter: false)
         // The output is not needed by backward: converted in place (nothing to do for velocities).
         FlowMatching.velocities(fromOutput: out.data, prediction: options.prediction, xt: xt.data, times: times, perRow: per)
-        let loss = MSE.forward(pred: out.data, target: targetV.data, count: count)
-        dOut.data.update(repeating: 0, count: count)
-        MSE.backward(pred: out.data, target: targetV.data, dpred: dOut.data, count: count)
+        var mse = WeightedMSE(width: per, groups: [.init(rows: b)])
+        mse.add([.init(out.data, targetV.data)], first: 0, rows: b, gradient: dOut.data)
         FlowMatching.outputGradient(dOut.data, prediction: options.prediction, times: times, perRow: per)
-        try model.backward(outputGradient: view(dOut, [b, n, c.outFeatures]), workspace: workspace,
-                           baseGradients: baseGradients, adapterGradients: adapterGradients)
-        let norm: Float
-        if let m = options.maxGradNorm { norm = GradClip.clip(gradTensors, maxNorm: m) }
-        else { norm = GradClip.globalNorm(gradTensors) }
-        if norm.isFinite {
-            optimizer.lr = options.learningRate
-            optimizer.step()
-            if target == .base { model.weights.markChanged() }
-        }
-        for g in gradTensors { g.zero() }
-        return StepResult(loss: loss, gradNorm: norm)
+        try model.backward(outputGradient: view(dOut, [b, n, c.outFeatures]), workspace: workspace, baseGradients: gradients)
+        optimizer.lr = options.learningRate
+        let norm = optimizer.step(clipping: [gradients.flat!], maxNorm: options.maxGradNorm)
+        if norm.isFinite { model.weights.markChanged() }
+        return StepResult(loss: mse.loss, gradNorm: norm)
     }
 }

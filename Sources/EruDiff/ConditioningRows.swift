@@ -1,4 +1,5 @@
 import Diffusion
+import Models
 import Tensors
 
 /// A batch buffer of transformer text inputs — states `[capacity, L, D]` and pooled `[capacity, P]` —
@@ -12,11 +13,16 @@ final class ConditioningRows {
     private let stateWidth: Int
     private let pooledWidth: Int
 
-    init(capacity: Int, like text: TextConditioning) {
+    private let guidanceEmbeds: Bool
+
+    /// Rows of `model`'s text input.
+    init(capacity: Int, model: FlowModel) {
+        let c = model.transformer.config
         self.capacity = capacity
-        tokens = text.tokens
-        stateWidth = text.states.shape[2]
-        pooledWidth = text.pooled.shape[1]
+        tokens = model.textTokens
+        stateWidth = c.jointAttentionDim
+        pooledWidth = c.pooledProjectionDim
+        guidanceEmbeds = c.guidanceEmbeds
         states = Tensor(zeros: [capacity, tokens, stateWidth])
         pooled = Tensor(zeros: [capacity, pooledWidth])
     }
@@ -29,10 +35,13 @@ final class ConditioningRows {
         (pooled.data + row * pooledWidth).update(from: source.pooled.data + index * pooledWidth, count: pooledWidth)
     }
 
-    /// Views of rows `start ..< start + rows`, shaped as the transformer's input expects.
-    func view(from start: Int = 0, rows: Int) -> (states: Tensor, pooled: Tensor) {
-        (Tensor(borrowing: states.data + start * tokens * stateWidth, shape: [rows, tokens, stateWidth], owner: states),
-         Tensor(borrowing: pooled.data + start * pooledWidth, shape: [rows, pooledWidth], owner: pooled))
+    /// The transformer's input of rows `start ..< start + rows`: those rows of `image` and of these
+    /// texts at those `times` (guidance 1 where the model embeds it).
+    func input(_ image: Tensor, from start: Int, rows: Int, times: [Float]) -> FluxInput {
+        FluxInput(image: image.rowsView(start, rows),
+                  text: Tensor(borrowing: states.data + start * tokens * stateWidth, shape: [rows, tokens, stateWidth], owner: states),
+                  pooled: Tensor(borrowing: pooled.data + start * pooledWidth, shape: [rows, pooledWidth], owner: pooled),
+                  timesteps: Array(times[start..<(start + rows)]), guidance: guidanceEmbeds ? [Float](repeating: 1, count: rows) : nil)
     }
 }
 

@@ -15,13 +15,8 @@ import World
 ///
 /// each squared norm a mean over its rows and elements. One step is one training forward and backward
 /// over the stacked [implicit; explicit; unconditional; replay] batch and one no-grad reference forward
-/// (adapter off, shared inference workspace) for all targets.
-///
-/// With `verifyAnchors` the anchors x0 are only those the world verifier reads as their explicit
-/// prompt states (`VerifiedAnchors`); the dislocation is still measured on the unverified ones. With
-/// `matchTarget` `.anchor` the implicit rows' target is the anchor's own velocity ε − x0 instead of
-/// v_ref(x_t,t,c_e) (fine-tuning on the anchors, not DK-DM; the keep and replay terms are unchanged),
-/// and the reference forward leaves out the implicit rows that carry no keep rows.
+/// (adapter off, shared inference workspace) for all targets. Two options measured and not adopted,
+/// verified anchors and the anchor target, live apart (`Variants`).
 ///
 /// Units: the dislocation before, anchor sampling (rounds of it when verified), replay sampling,
 /// each training step (and policy anchor refreshes), the dislocation after. Every step's draws come
@@ -62,14 +57,12 @@ public final class DistributionMatching: Procedure {
     private var after: DislocationReport?
     private var elapsed = 0.0
     private var current: AnyUnitRunner?
-    /// The anchors each pair trains on, when they are verified.
-    private var verified: VerifiedAnchors?
-    /// Set while `probe` runs the setup stages: stops before the first training step.
+    private var variants: Variants
+    /// Set while `atStep` runs the setup stages: stops before the first training step.
     private var holdTraining = false
 
     // Set up in `prepare()`.
     private var optimizer: AdapterOptimizer!
-    private var workspace: FluxWorkspace!
     private var implicitText: TextConditioning!
     private var explicitText: TextConditioning!
     private(set) var replayCaptions: [String] = []
@@ -79,9 +72,7 @@ public final class DistributionMatching: Procedure {
     private var policyRound = -1
     private var trainText: ConditioningRows!
     private var refText: ConditioningRows!
-    private var trainX, refX, refOut, targets, dOut, noise: Tensor!
-    /// The matching rows' own flow velocities ε − x0, kept when `matchTarget` is `.anchor`.
-    private var anchorVelocity: Tensor?
+    private var trainX, refX, refOut, targets, noise: Tensor!
 
     private var batch: Int { options.batchSize }
     /// Pairs of the batch that also carry the keep rows (explicit and unconditional): the first ones.
@@ -100,10 +91,7 @@ public final class DistributionMatching: Procedure {
         self.pairs = pairs
         self.options = options
         self.bank = bank ?? AnchorBank(settings: options.anchors, model: model)
-        if options.verifyAnchors {
-            verified = try VerifiedAnchors(pairs: pairs, perPair: options.anchorsPerPair,
-                                           maxDraws: options.maxAnchorDraws ?? 3 * options.anchorsPerPair)
-        }
+        variants = try Variants(options: options, pairs: pairs, packing: model.packing)
     }
 
     public var isFinished: Bool { stage == .done }
@@ -111,7 +99,7 @@ public final class DistributionMatching: Procedure {
     public var output: Result? {
         guard stage == .done else { return nil }
         return Result(steps: step, loss: losses, matchLoss: matchLosses, dislocationBefore: before,
-                      dislocationAfter: after, anchorCheck: verified?.report, elapsedSeconds: elapsed)
+                      dislocationAfter: after, anchorCheck: variants.verified?.report, elapsedSeconds: elapsed)
     }
 
     public func next() throws -> ProcedureProgress? {
@@ -212,24 +200,22 @@ public final class DistributionMatching: Procedure {
 
     private func prepare() throws {
         guard optimizer == nil else { return }
-        let adapter = try options.lora.adapter(on: model, fresh: options.freshAdapter)
-        optimizer = AdapterOptimizer(adapter: adapter, learningRate: options.learningRate, weightDecay: options.weightDecay,
-                                     maxGradNorm: options.maxGradNorm)
+        // Warm-up, then constant or a cosine to its floor at the last step.
+        let schedule = LearningRateSchedule(peak: options.learningRate, warmupSteps: options.warmupSteps,
+                                            floorFraction: options.finalLearningRateFraction, floorStep: options.steps - 1)
+        optimizer = try AdapterOptimizer(model: model, lora: options.lora, fresh: options.freshAdapter, rows: trainRows,
+                                         rowsPerPass: options.rowsPerPass, schedule: schedule, weightDecay: options.weightDecay,
+                                         maxGradNorm: options.maxGradNorm)
         let pk = model.packing
-        workspace = try FluxWorkspace(config: model.transformer.config, batch: min(trainRows, options.rowsPerPass),
-                                      positions: pk.positions(textTokens: model.textTokens), training: true)
         implicitText = try model.encode(pairs.map(\.implicit))
         explicitText = try model.encode(pairs.map(\.explicit))
-        let u = try model.unconditional()
-        trainText = ConditioningRows(capacity: trainRows, like: u)
-        refText = ConditioningRows(capacity: refRows, like: u)
+        trainText = ConditioningRows(capacity: trainRows, model: model)
+        refText = ConditioningRows(capacity: refRows, model: model)
         trainX = Tensor(zeros: [trainRows, pk.tokens, pk.tokenChannels])
         refX = Tensor(zeros: [refRows, pk.tokens, pk.tokenChannels])
         refOut = Tensor(zeros: [refRows, pk.tokens, pk.tokenChannels])
         targets = Tensor(zeros: [trainRows, pk.tokens, pk.tokenChannels])
-        dOut = Tensor(zeros: [min(trainRows, options.rowsPerPass), pk.tokens, pk.tokenChannels])
         noise = Tensor(zeros: [pk.tokens * pk.tokenChannels])
-        if options.matchTarget == .anchor { anchorVelocity = Tensor(zeros: [batch, pk.tokens, pk.tokenChannels]) }
         if replayRows > 0 {
             var rng = RNG(seed: SeedHash.seed(options.seed, purpose: "dkdm.replay"))
             var captions: [(text: String, attributes: Attributes)] = []
@@ -253,12 +239,8 @@ public final class DistributionMatching: Procedure {
 
     /// The next round of reference anchors to draw; nil when the bank holds all the run needs.
     private func nextAnchorFill() throws -> AnchorFill? {
-        guard var v = verified else {
-            return try bank.fill(model: model, prompts: pairs.map(\.explicit), count: options.anchorsPerPair)
-        }
-        try v.update(bank: bank, packing: model.packing)
-        verified = v
-        return try bank.fill(model: model, targets: v.targets(bank: bank))
+        try variants.verified?.update(bank: bank, packing: model.packing)
+        return try bank.fill(model: model, targets: variants.verified?.targets(bank: bank) ?? pairs.map { ($0.explicit, options.anchorsPerPair) })
     }
 
     private func startReplay() throws {
@@ -306,18 +288,12 @@ public final class DistributionMatching: Procedure {
         let u = try model.unconditional()
         for i in 0..<b {
             let p = b <= pairs.count ? order[i] : rng.int(below: pairs.count)
-            let x0: UnsafePointer<Float>
-            if let v = verified {
-                let usable = v.usable(p)
-                x0 = try anchor(pair: p, usable[rng.int(below: usable.count)])
-            } else {
-                x0 = try anchor(pair: p, rng.int(below: options.anchorsPerPair))
-            }
+            let x0 = try anchor(pair: p, variants.verified?.anchor(pair: p, &rng) ?? rng.int(below: options.anchorsPerPair))
             let t = options.timeSampling.draw(&rng)
             rng.fillNormal(noise.data, count: per)
             let xt = trainX.data + i * per
             FlowMatching.noisy(x0: x0, noise: noise.data, t: t, into: xt, count: per)
-            if let v = anchorVelocity { FlowMatching.velocity(x0: x0, noise: noise.data, into: v.data + i * per, count: per) }
+            variants.noteVelocity(row: i, x0: x0, noise: noise.data, count: per)
             trainText.set(i, from: implicitText, index: p)
             refText.set(i, from: explicitText, index: p)
             refX.data.advanced(by: i * per).update(from: xt, count: per)
@@ -352,82 +328,37 @@ public final class DistributionMatching: Procedure {
     /// in passes of `model.maxInferenceRows`, the policy in passes of `options.rowsPerPass` whose
     /// gradients add up to the whole batch's.
     func lossAndGradient(times: [Float], backward: Bool) throws -> (total: Float, match: Float) {
-        let b = batch, k = keepRows, per = bank.anchorSize, c = model.transformer.config
-        let guidance = { (n: Int) in c.guidanceEmbeds ? [Float](repeating: 1, count: n) : nil }
-        // Targets: the reference (adapter off) under c_e, ∅ and c_r. With the anchor target the matching
-        // rows past the keep rows (which reuse the first k) need no reference output.
+        let b = batch, k = keepRows, per = bank.anchorSize
+        // Targets: the reference (adapter off) under c_e, ∅ and c_r.
         let refTimes = Array(times[0..<b]) + Array(times[0..<k]) + Array(times[(trainRows - replayRows)...])
-        let unused = options.matchTarget == .anchor ? k..<b : b..<b
+        let unused = variants.unusedReferenceRows(batch: b, keepRows: k)
         for rows in [0..<unused.lowerBound, unused.upperBound..<refRows] where !rows.isEmpty {
             let first = rows.lowerBound
-            try model.forwardInChunks(rows: rows.count, useAdapter: false, input: { s, n in
-                let t = refText.view(from: first + s, rows: n)
-                return FluxInput(image: refX.rowsView(first + s, n), text: t.states, pooled: t.pooled,
-                                 timesteps: Array(refTimes[(first + s)..<(first + s + n)]), guidance: guidance(n))
-            }) { out, s in (refOut.data + (first + s) * per).update(from: out.data, count: out.shape[0] * per) }
+            try model.forwardInChunks(rows: rows.count, adapter: nil, into: refOut.data + first * per) { s, n in
+                refText.input(refX, from: first + s, rows: n, times: refTimes)
+            }
         }
-        // Implicit rows: v_ref(c_e), or the anchors' own velocities.
-        targets.data.update(from: anchorVelocity?.data ?? refOut.data, count: b * per)
+        targets.data.update(from: variants.anchorVelocity?.data ?? refOut.data, count: b * per)  // implicit rows: v_ref(c_e)
         (targets.data + b * per).update(from: refOut.data, count: k * per)  // explicit keep rows: v_ref(c_e)
         (targets.data + (b + k) * per).update(from: refOut.data + b * per, count: k * per)  // unconditional
         let t0 = b + 2 * k, r0 = b + k
         (targets.data + t0 * per).update(from: refOut.data + r0 * per, count: replayRows * per)
 
-        // Segments of the stacked batch and their weights.
-        var segments: [(start: Int, rows: Int, weight: Float)] = [(0, b, 1)]
-        if k > 0 { segments += [(b, k, options.preserveWeight), (b + k, k, options.preserveWeight)] }
-        if replayRows > 0 { segments.append((t0, replayRows, options.replayWeight ?? options.preserveWeight)) }
-        var sums = [Double](repeating: 0, count: segments.count)
-        let micro = min(trainRows, options.rowsPerPass)
-        var start = 0
-        while start < trainRows {
-            let n = min(micro, trainRows - start)
-            let tt = trainText.view(from: start, rows: n)
-            let out = try model.velocity(
-                FluxInput(image: trainX.rowsView(start, n), text: tt.states, pooled: tt.pooled,
-                          timesteps: Array(times[start..<(start + n)]), guidance: guidance(n)),
-                workspace: workspace, useAdapter: true)
-            for row in 0..<n {
-                let r = start + row
-                let seg = segments.lastIndex { $0.start <= r }!
-                let o = out.data + row * per, g = targets.data + r * per, d = dOut.data + row * per
-                let scale = 2 * segments[seg].weight / Float(segments[seg].rows * per)
-                var sq: Float = 0
-                for i in 0..<per {
-                    let e = o[i] - g[i]
-                    sq += e * e
-                    d[i] = scale * e
-                }
-                sums[seg] += Double(sq)
-            }
-            if backward {
-                model.outputGradient(fromVelocityGradient: dOut.rowsView(0, n), times: times[start..<(start + n)])
-                try model.transformer.backward(outputGradient: dOut.rowsView(0, n), workspace: workspace,
-                                               adapterGradients: optimizer.gradients,
-                                               inputGradients: LoRASettings.needsConditioningGradients(optimizer.adapter))
-            }
-            start += n
+        // The parts of the stacked batch and their weights.
+        let keep = options.preserveWeight
+        var mse = WeightedMSE(width: per, groups: [.init(rows: b), .init(rows: k, weight: keep), .init(rows: k, weight: keep),
+                                                   .init(rows: replayRows, weight: options.replayWeight ?? keep)])
+        try optimizer.passes(rows: trainRows, backward: backward, input: { s, n in trainText.input(trainX, from: s, rows: n, times: times) }) {
+            out, start, gradient in
+            mse.add([.init(out.data, targets.data + start * per)], first: start, rows: out.shape[0], gradient: gradient)
         }
-        var total = 0.0
-        for (k, s) in segments.enumerated() { total += Double(s.weight) * sums[k] / Double(s.rows * per) }
-        return (Float(total), Float(sums[0] / Double(b * per)))
-    }
-
-    /// The learning rate of step `s`: linear warm-up, then constant or a cosine decay.
-    public func learningRate(at s: Int) -> Float {
-        let peak = options.learningRate
-        if s < options.warmupSteps { return peak * Float(s + 1) / Float(options.warmupSteps) }
-        guard let f = options.finalLearningRateFraction else { return peak }
-        let span = max(1, options.steps - options.warmupSteps - 1)
-        let p = min(1, Float(s - options.warmupSteps) / Float(span))
-        return peak * (f + (1 - f) * 0.5 * (1 + cos(Float.pi * p)))
+        return (mse.loss, mse.mean(ofGroup: 0))
     }
 
     private func trainStep() throws -> Float {
         let times = try assemble()
         let (loss, match) = try lossAndGradient(times: times, backward: true)
-        optimizer.adam.lr = learningRate(at: step)
-        optimizer.step()
+        optimizer.step(at: step)
         losses.append(loss)
         matchLosses.append(match)
         step += 1
@@ -438,47 +369,38 @@ public final class DistributionMatching: Procedure {
 
     /// The loss of the batch of step `step` at the adapter's current values, and (when `gradient`)
     /// the adapter's gradient, without updating anything: for gradient checks and diagnostics.
-    /// Runs the setup stages first if needed (anchors, replay).
     public func probe(step s: Int, gradient: Bool) throws -> (loss: Float, gradient: Tensor?) {
-        try runSetupStages()
-        let saved = step
-        step = s
-        defer { step = saved }
-        let times = try assemble()
-        optimizer.gradients.flat.zero()
-        let (loss, _) = try lossAndGradient(times: times, backward: gradient)
-        let g = gradient ? optimizer.gradients.flat.copy() : nil
-        optimizer.gradients.flat.zero()
-        return (loss, g)
+        try atStep(s) { times in
+            optimizer.gradients.flat.zero()
+            let (loss, _) = try lossAndGradient(times: times, backward: gradient)
+            let g = gradient ? optimizer.gradients.flat.copy() : nil
+            optimizer.gradients.flat.zero()
+            return (loss, g)
+        }
     }
 
-    /// Runs the stages before training (anchors, replay) if they have not run, stopping before the
-    /// first training step.
-    private func runSetupStages() throws {
+    /// `body` on the batch of step `s` (its times), the run's step left as it was; the stages before
+    /// training (anchors, replay) run first if they have not.
+    private func atStep<T>(_ s: Int, _ body: ([Float]) throws -> T) throws -> T {
         holdTraining = true
         defer { holdTraining = false }
         while stage != .training && stage != .done && stage != .dislocationAfter { _ = try next() }
-    }
-
-    /// The matching rows of step `s` as `lossAndGradient` trains them: each row's x_t, t, and
-    /// target, for tests of what the implicit prompt is taught. Runs the setup stages first if needed.
-    func matchingRows(step s: Int) throws -> [(xt: [Float], t: Float, target: [Float])] {
-        Array(try trainingRows(step: s).prefix(batch))
-    }
-
-    /// Every row of step `s` (matching, explicit keep, unconditional keep, replay) as
-    /// `lossAndGradient` trains them, like `matchingRows`.
-    func trainingRows(step s: Int) throws -> [(xt: [Float], t: Float, target: [Float])] {
-        try runSetupStages()
         let saved = step
         step = s
         defer { step = saved }
-        let times = try assemble()
-        _ = try lossAndGradient(times: times, backward: false)
-        let per = bank.anchorSize
-        return (0..<trainRows).map { i in
-            (Array(UnsafeBufferPointer(start: trainX.data + i * per, count: per)), times[i],
-             Array(UnsafeBufferPointer(start: targets.data + i * per, count: per)))
+        return try body(try assemble())
+    }
+
+    /// Every row of step `s` (matching, explicit keep, unconditional keep, replay) as `lossAndGradient`
+    /// trains them: each row's x_t, t and target, for tests of what each prompt is taught.
+    func trainingRows(step s: Int) throws -> [(xt: [Float], t: Float, target: [Float])] {
+        try atStep(s) { times in
+            _ = try lossAndGradient(times: times, backward: false)
+            let per = bank.anchorSize
+            return (0..<trainRows).map { i in
+                (Array(UnsafeBufferPointer(start: trainX.data + i * per, count: per)), times[i],
+                 Array(UnsafeBufferPointer(start: targets.data + i * per, count: per)))
+            }
         }
     }
 
@@ -517,19 +439,12 @@ public final class DistributionMatching: Procedure {
         matchLosses = try a.json(prefix + "match_loss")
         before = a.metadata[prefix + "dislocation_before"] != nil ? try a.json(prefix + "dislocation_before") : nil
         after = a.metadata[prefix + "dislocation_after"] != nil ? try a.json(prefix + "dislocation_after") : nil
-        if a.has(prefix + "replay_x0") {
-            let t = try a.tensor(prefix + "replay_x0", count: options.replayPool * bank.anchorSize)
-            replayX0 = t
-        }
+        if a.has(prefix + "replay_x0") { replayX0 = try a.tensor(prefix + "replay_x0", count: options.replayPool * bank.anchorSize) }
         if a.has(prefix + "policy_x0") {
             policyX0 = try a.tensor(prefix + "policy_x0", count: pairs.count * options.anchorsPerPair * bank.anchorSize)
             policyRound = try a.int(prefix + "policy_round")
         }
-        if var v = verified {
-            // The verdicts are not saved: they follow from the bank's images.
-            try v.update(bank: bank, packing: model.packing)
-            verified = v
-        }
+        try variants.verified?.update(bank: bank, packing: model.packing)  // the verdicts follow from the bank's images
         stage = s
     }
 }

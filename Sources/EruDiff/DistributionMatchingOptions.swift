@@ -24,9 +24,9 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
         case reference
         /// The anchor's own flow-matching velocity ε − x0: fine-tuning the implicit prompt on the anchor
         /// images themselves, and with `verifyAnchors` on only those the verifier accepts, so that a
-        /// reference that draws its explicit prompt wrong a quarter of the time does not teach the
-        /// implicit one the misses too. Not DK-DM's distribution matching; an experiment beside it
-        /// (README, "Verified samples as the target").
+        /// reference that sometimes draws its explicit prompt wrong does not teach the implicit one the
+        /// misses too. Not DK-DM's distribution matching; an experiment beside it
+        /// (docs/experiments/2026-12-06-verified-samples-target.md).
         case anchor
     }
 
@@ -55,7 +55,7 @@ public struct DistributionMatchingOptions: Codable, Equatable, Sendable {
     public var replaySource: ReplaySource = .reference
     public var replayWeight: Float? = nil
     /// Shifted towards noise by default: an image's background and colours are decided at the start of
-    /// sampling, where pretraining's logit-normal times rarely go (docs/experiments, DK-DM time sampling).
+    /// sampling, where pretraining's logit-normal times rarely go (docs/experiments/2026-12-05-dkdm-time-sampling.md).
     public var timeSampling: TimeSampling = .shifted(8)
     public var lora = LoRASettings()
     public var freshAdapter = false

@@ -23,8 +23,7 @@ public final class FlowModel {
     public let encoder: PromptEncoder
 
     /// Most rows one no-grad forward pass may take (sampling chunks, reference and dislocation passes
-    /// are cut to it): bounds the shared inference workspace (about 2.5 MB per row at the `mini`
-    /// size with 24 text tokens).
+    /// are cut to it): bounds the shared inference workspace, whose size grows with its rows.
     public var maxInferenceRows = 32
 
     private var sharedWorkspace: FluxWorkspace?
@@ -87,9 +86,9 @@ public final class FlowModel {
 
     /// Loads a model folder with the MiniLM text encoder (found by `MiniLMLocator`: `minilm`, else
     /// `ERUDIFF_MINILM`, else the installed package) behind an `EncodingCache` of `cacheCapacity` prompts.
-    /// An entry keeps its prompt's token states (≤ 37 KB at 24 tokens), so the default bounds the cache
-    /// at about 38 MB: 4,096 entries could add 151 MB to the daemon's peak, over DESIGN §6's 400 MB once
-    /// a client had filled them. A prompt evicted and encoded again gives the same bits.
+    /// An entry keeps its prompt's token states, so the default bounds the cache's share of the daemon's
+    /// memory (DESIGN §6; docs/decisions.md, "Prompts are encoded in passes"). A prompt evicted and
+    /// encoded again gives the same bits.
     public static func load(directory: URL, name: String? = nil, minilm: String? = nil,
                             cacheCapacity: Int = 1024) throws -> FlowModel {
         let pipeURL = directory.appendingPathComponent(FluxPipelineConfig.fileName)
@@ -229,15 +228,18 @@ public final class FlowModel {
         return max(1, guided ? maxInferenceRows / 2 : maxInferenceRows)
     }
 
-    /// Runs a no-grad forward over `rows` rows in passes of at most `maxInferenceRows`, handing each
-    /// pass's velocities `[n, N, C·p²]` and its first row to `body`. `input(start, count)` builds a pass.
-    func forwardInChunks(rows: Int, useAdapter: Bool, input: (Int, Int) throws -> FluxInput,
-                         _ body: (Tensor, Int) throws -> Void) throws {
-        let ws = try inferenceWorkspace(rows: min(rows, maxInferenceRows))
+    /// Runs a no-grad forward over `rows` rows in passes of at most `maxInferenceRows` with `adapter` in
+    /// place of the model's own (nil: the model's own, switched off), writing the velocities `[rows, N,
+    /// C·p²]` from `out`. `input(start, count)` builds a pass.
+    func forwardInChunks(rows: Int, adapter: LoRAAdapter?, into out: UnsafeMutablePointer<Float>,
+                         input: (Int, Int) throws -> FluxInput) throws {
+        let own = transformer.adapter, ws = try inferenceWorkspace(rows: min(rows, maxInferenceRows))
+        defer { transformer.adapter = own }
+        if let adapter { transformer.adapter = adapter }
         var start = 0
         while start < rows {
-            let n = min(maxInferenceRows, rows - start)
-            try body(try velocity(try input(start, n), workspace: ws, useAdapter: useAdapter), start)
+            let n = min(maxInferenceRows, rows - start), v = try velocity(try input(start, n), workspace: ws, useAdapter: adapter != nil)
+            (out + start * (v.count / n)).update(from: v.data, count: v.count)
             start += n
         }
     }

@@ -7,9 +7,9 @@ import World
 /// world's own distribution (every size and position, each left unsaid half the time).
 ///
 /// Why: the flow model learns which shape a caption names quickly when the shape always sits in one
-/// place at one size (a diagnostic run here: 91% strict accuracy at 3,000 steps) and slowly when it must
-/// also learn to place it anywhere (3% at 3,000 steps, 30% at 12,000). Learning the text-to-shape path
-/// first and the geometry second fits the 2-hour budget; the shipped model still draws the full world.
+/// place at one size, and slowly when it must also learn to place it anywhere. Learning the
+/// text-to-shape path first and the geometry second fits the pretraining budget; the shipped model still
+/// draws the full world (docs/experiments/2026-11-27-mini-base-model.md).
 public struct GeometryCurriculum: Codable, Equatable, Sendable {
     /// Steps during which every scene is large and centred.
     public var fixedSteps: Int

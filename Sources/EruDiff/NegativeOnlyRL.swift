@@ -71,7 +71,6 @@ public final class NegativeOnlyRL: Procedure {
     private var old: LoRAAdapter!
     /// The adapter as the run found it: the KL term's reference when `klReference` is `.start`.
     private var start: LoRAAdapter?
-    private var workspace: FluxWorkspace!
     private var text: TextConditioning!
     private var rows: ConditioningRows!
     private var sampling: BatchedSampling?
@@ -82,7 +81,7 @@ public final class NegativeOnlyRL: Procedure {
     private var trainX0: Tensor?
     private var trainPrompt: [Int] = []
     private var trainRho: [Float] = []
-    private var xt, u, vOld, vRef, dOut, noise: Tensor!
+    private var xt, u, vOld, vRef, noise: Tensor!
     /// With `guidedPolicy`: the empty prompt in every row, v_old's guided velocity, and the guided
     /// v_θ of one pass.
     private var emptyRows: ConditioningRows?
@@ -189,9 +188,11 @@ public final class NegativeOnlyRL: Procedure {
 
     private func prepare() throws {
         guard optimizer == nil else { return }
-        let adapter = try options.lora.adapter(on: model, fresh: options.freshAdapter)
-        optimizer = AdapterOptimizer(adapter: adapter, learningRate: options.learningRate, weightDecay: options.weightDecay,
-                                     maxGradNorm: options.maxGradNorm)
+        let pk = model.packing, b = options.batchSize
+        optimizer = try AdapterOptimizer(model: model, lora: options.lora, fresh: options.freshAdapter, rows: b,
+                                         rowsPerPass: options.rowsPerPass, schedule: LearningRateSchedule(peak: options.learningRate),
+                                         weightDecay: options.weightDecay, maxGradNorm: options.maxGradNorm)
+        let adapter = optimizer.adapter
         old = adapter.zerosLike()
         old.copy(from: adapter)
         if options.klReference == .start && options.klWeight > 0 {
@@ -199,19 +200,15 @@ public final class NegativeOnlyRL: Procedure {
             start!.copy(from: adapter)
             start!.enabled = true
         }
-        let pk = model.packing, b = options.batchSize
-        workspace = try FluxWorkspace(config: model.transformer.config, batch: min(b, options.rowsPerPass),
-                                      positions: pk.positions(textTokens: model.textTokens), training: true)
         text = try model.encode(prompts.map(\.text))
-        rows = ConditioningRows(capacity: b, like: text)
+        rows = ConditioningRows(capacity: b, model: model)
         xt = Tensor(zeros: [b, pk.tokens, pk.tokenChannels])
         u = Tensor(zeros: [b, pk.tokens, pk.tokenChannels])
         vOld = Tensor(zeros: [b, pk.tokens, pk.tokenChannels])
         vRef = Tensor(zeros: [b, pk.tokens, pk.tokenChannels])
-        dOut = Tensor(zeros: [min(b, options.rowsPerPass), pk.tokens, pk.tokenChannels])
         if guidanceScale != 1 {
             let empty = try model.unconditional()
-            let e = ConditioningRows(capacity: b, like: empty)
+            let e = ConditioningRows(capacity: b, model: model)
             for row in 0..<b { e.set(row, from: empty, index: 0) }
             emptyRows = e
             vOldGuided = Tensor(zeros: [b, pk.tokens, pk.tokenChannels])
@@ -311,7 +308,7 @@ public final class NegativeOnlyRL: Procedure {
     /// skipped.
     private func trainStep() throws -> Float? {
         guard let x0 = trainX0, !trainRho.isEmpty else { return nil }
-        let pk = model.packing, per = pk.tokens * pk.tokenChannels, c = model.transformer.config
+        let pk = model.packing, per = pk.tokens * pk.tokenChannels
         let s = trainRho.count, b = options.batchSize
         var rng = RNG(seed: SeedHash.seed(options.seed, purpose: "norl.step"), stream: UInt64(globalStep))
         let order = b <= s ? Array(rng.permutation(s).prefix(b)) : (0..<b).map { _ in rng.int(below: s) }
@@ -326,39 +323,20 @@ public final class NegativeOnlyRL: Procedure {
             times[row] = t
             rho[row] = trainRho[j]
         }
-        let guidance = { (n: Int) in c.guidanceEmbeds ? [Float](repeating: 1, count: n) : nil }
-        let input = { (s: Int, n: Int) -> FluxInput in
-            let r = self.rows.view(from: s, rows: n)
-            return FluxInput(image: self.xt.rowsView(s, n), text: r.states, pooled: r.pooled,
-                             timesteps: Array(times[s..<(s + n)]), guidance: guidance(n))
-        }
+        let input = { (s: Int, n: Int) in self.rows.input(self.xt, from: s, rows: n, times: times) }
         // v_old: the sampling policy's adapter swapped in for no-grad passes.
-        let current = model.transformer.adapter
-        model.transformer.adapter = old
-        defer { model.transformer.adapter = current }
-        try model.forwardInChunks(rows: b, useAdapter: true, input: input) { out, s in
-            (vOld.data + s * per).update(from: out.data, count: out.shape[0] * per)
-        }
-        model.transformer.adapter = current
+        try model.forwardInChunks(rows: b, adapter: old, into: vOld.data, input: input)
         let kl = options.klWeight
         if kl > 0 {
             // v_ref: the base model (adapter off), or the adapter the run started from.
-            if let start { model.transformer.adapter = start }
-            try model.forwardInChunks(rows: b, useAdapter: start != nil, input: input) { out, s in
-                (vRef.data + s * per).update(from: out.data, count: out.shape[0] * per)
-            }
-            model.transformer.adapter = current
+            try model.forwardInChunks(rows: b, adapter: start, into: vRef.data, input: input)
         }
         let w = guidanceScale
         if let emptyRows, let vg = vOldGuided {
             // v_old's guided velocity, and the reference moved with it: v_ref^g − v^g = w·(v_ref − v).
-            model.transformer.adapter = old
-            try model.forwardInChunks(rows: b, useAdapter: true, input: { s, n in
-                let e = emptyRows.view(from: s, rows: n)
-                return FluxInput(image: self.xt.rowsView(s, n), text: e.states, pooled: e.pooled,
-                                 timesteps: Array(times[s..<(s + n)]), guidance: guidance(n))
-            }) { out, s in (vg.data + s * per).update(from: out.data, count: out.shape[0] * per) }
-            model.transformer.adapter = current
+            try model.forwardInChunks(rows: b, adapter: old, into: vg.data) { s, n in
+                emptyRows.input(self.xt, from: s, rows: n, times: times)
+            }
             for i in 0..<(b * per) {
                 let g = vg.data[i] + w * (vOld.data[i] - vg.data[i])
                 if kl > 0 { vRef.data[i] = g + w * (vRef.data[i] - vOld.data[i]) }
@@ -366,10 +344,8 @@ public final class NegativeOnlyRL: Procedure {
             }
         }
         var total = 0.0
-        var start = 0
-        while start < b {
-            let n = min(options.rowsPerPass, b - start)
-            let out = try model.velocity(input(start, n), workspace: workspace, useAdapter: true)
+        try optimizer.passes(rows: b, input: input) { out, start, gradient in
+            let n = out.shape[0]
             var theta = UnsafePointer(out.data), policyOld = UnsafePointer(vOld.data + start * per)
             if let vg = vOldGuided, let tg = vThetaGuided {
                 // v_θ^g = v_old^g + w·(v_θ − v_old): the conditional branch moves, the unconditional is held.
@@ -380,22 +356,13 @@ public final class NegativeOnlyRL: Procedure {
             let l = NegativeOnlyRL.lossAndGradient(vTheta: theta, vOld: policyOld,
                                                    vRef: kl > 0 ? UnsafePointer(vRef.data + start * per) : nil,
                                                    target: u.data + start * per, rho: Array(rho[start..<(start + n)]), perSample: per,
-                                                   beta: options.beta, klWeight: kl, gradient: dOut.data, normalizer: b * per)
-            if w != 1 { for i in 0..<(n * per) { dOut.data[i] *= w } }  // ∂v_θ^g/∂v_θ = w
+                                                   beta: options.beta, klWeight: kl, gradient: gradient, normalizer: b * per)
+            if w != 1 { for i in 0..<(n * per) { gradient[i] *= w } }  // ∂v_θ^g/∂v_θ = w
             total += Double(l) * Double(n * per)
-            model.outputGradient(fromVelocityGradient: dOut.rowsView(0, n), times: times[start..<(start + n)])
-            try model.transformer.backward(outputGradient: dOut.rowsView(0, n), workspace: workspace,
-                                           adapterGradients: optimizer.gradients,
-                                           inputGradients: LoRASettings.needsConditioningGradients(optimizer.adapter))
-            start += n
         }
         let loss = Float(total / Double(b * per))
-        optimizer.adam.lr = options.learningRate
-        optimizer.step()
-        if case let .ema(d) = options.oldPolicy {
-            let o = old.flat.data, a = optimizer.adapter.flat.data
-            for i in 0..<old.flat.count { o[i] = d * o[i] + (1 - d) * a[i] }
-        }
+        optimizer.step(at: globalStep)
+        if case let .ema(d) = options.oldPolicy { old.flat.average(towards: optimizer.adapter.flat, decay: d) }
         losses.append(loss)
         roundLosses.append(loss)
         return loss
@@ -409,29 +376,16 @@ public final class NegativeOnlyRL: Procedure {
     public static func lossAndGradient(vTheta: UnsafePointer<Float>, vOld: UnsafePointer<Float>, vRef: UnsafePointer<Float>?,
                                        target: UnsafePointer<Float>, rho: [Float], perSample: Int, beta: Float,
                                        klWeight: Float, gradient: UnsafeMutablePointer<Float>, normalizer: Int? = nil) -> Float {
-        let n = rho.count * perSample
-        let k2 = 2 / Float(normalizer ?? n)
-        var total = 0.0
-        for (j, r) in rho.enumerated() {
-            let off = j * perSample
-            var s: Float = 0
-            for i in off..<(off + perSample) {
-                let vt = vTheta[i], vo = vOld[i], ui = target[i]
-                let dp = (1 - beta) * vo + beta * vt - ui
-                let dm = (1 + beta) * vo - beta * vt - ui
-                var l = r * dp * dp + (1 - r) * dm * dm
-                var g = r * beta * dp - (1 - r) * beta * dm
-                if let vRef {
-                    let dk = vt - vRef[i]
-                    l += klWeight * dk * dk
-                    g += klWeight * dk
-                }
-                s += l
-                gradient[i] = k2 * g
-            }
-            total += Double(s)
+        let n = rho.count * perSample, vPlus = Tensor(zeros: [n]), vMinus = Tensor(zeros: [n])
+        for i in 0..<n {
+            vPlus[i] = (1 - beta) * vOld[i] + beta * vTheta[i]
+            vMinus[i] = (1 + beta) * vOld[i] - beta * vTheta[i]
         }
-        return Float(total / Double(n))
+        var terms: [WeightedMSE.Term] = [.init(vPlus.data, target, weights: rho, slope: beta),
+                                         .init(vMinus.data, target, weights: rho.map { 1 - $0 }, slope: -beta)]
+        if let vRef { terms.append(.init(vTheta, vRef, weights: [Float](repeating: klWeight, count: rho.count))) }
+        var mse = WeightedMSE(width: perSample, groups: [.init(rows: (normalizer ?? n) / perSample)])
+        return Float(mse.add(terms, first: 0, rows: rho.count, gradient: gradient) / Double(n))
     }
 
     // MARK: Saving

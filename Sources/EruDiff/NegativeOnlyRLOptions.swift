@@ -33,10 +33,11 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
     public var rowsPerPass = 16
     public var klWeight: Float = 0.1
     public var klReference: KLReference = .base
-    /// On by default: conditional-only training lowered accuracy on `mini`, even its own rollouts'
-    /// reward (docs/experiments, Why NO-RL hurt).
+    /// On by default: the groups are sampled with guidance, and training the conditional velocity on them
+    /// pushes every negative against the guidance direction too (docs/experiments/2026-12-05-where-dkdm-stops.md).
     public var guidedPolicy = true
-    /// The knowledge score by default; `.graded` gained nothing on `mini` (docs/experiments).
+    /// The knowledge score by default; `.graded` was measured and not adopted
+    /// (docs/experiments/2026-12-06-paraphrases-and-norl-knobs.md).
     public var reward: WorldReward = .score
     public var sampling = SamplingSettings(steps: 20, guidance: 4, sdeNoise: 0.7)
     public var timeSampling: TimeSampling = .uniform

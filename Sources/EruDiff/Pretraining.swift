@@ -170,7 +170,7 @@ public final class Pretraining {
         tOpts.timeStd = opts.timeStd ?? 1
         tOpts.prediction = pipeline.prediction
         trainer = try FlowMatchingTrainer(model: model, batch: opts.batch, positions: packing.positions(textTokens: opts.textTokens),
-                                          target: .base, options: tOpts, seed: opts.seed)
+                                          options: tOpts, seed: opts.seed)
         images = Tensor(zeros: [opts.batch, Renderer.side, Renderer.side, 3])
         states = Tensor(zeros: [opts.batch, opts.textTokens, config.jointAttentionDim])
         pooled = Tensor(zeros: [opts.batch, config.pooledProjectionDim])
@@ -205,14 +205,10 @@ public final class Pretraining {
     /// Whether every planned step has been taken.
     public var isFinished: Bool { step >= options.steps }
 
-    /// The learning rate at step `s` (0-based): linear warm-up, then a cosine down to the final fraction.
-    public func learningRate(at s: Int) -> Float {
-        let peak = options.learningRate
-        if s < options.warmupSteps { return peak * Float(s + 1) / Float(options.warmupSteps) }
-        let span = max(1, options.steps - options.warmupSteps)
-        let p = min(1, Float(s - options.warmupSteps) / Float(span))
-        let f = options.finalLearningRateFraction
-        return peak * (f + (1 - f) * 0.5 * (1 + cos(Float.pi * p)))
+    /// Linear warm-up, then a cosine down to the final fraction, reached after the last step.
+    public var schedule: LearningRateSchedule {
+        LearningRateSchedule(peak: options.learningRate, warmupSteps: options.warmupSteps,
+                             floorFraction: options.finalLearningRateFraction, floorStep: options.steps)
     }
 
     /// One optimisation step on a fresh batch; checkpoints when due. Nil once finished.
@@ -225,7 +221,7 @@ public final class Pretraining {
         for (i, d) in batch.enumerated() { Renderer.render(d.scene, into: images.data + i * Renderer.floatCount) }
         let x0 = packing.pack(images)
         let text = try pool.gather(indices, states: states, pooled: pooled)
-        let lr = learningRate(at: step)
+        let lr = schedule.rate(at: step)
         trainer.options.learningRate = lr
         trainer.rng = RNG(seed: options.seed ^ 0x7261_696E, stream: UInt64(step))
         let result = try trainer.step(x0: x0, text: text, unconditional: pool.unconditional)
@@ -255,10 +251,7 @@ public final class Pretraining {
 
     private func updateEMA() {
         let d = min(options.emaDecay, Float(1 + step) / Float(10 + step))
-        for (e, w) in zip(ema.tensors, model.weights.tensors) {
-            let ep = e.tensor.data, wp = w.tensor.data
-            for i in 0..<e.tensor.count { ep[i] = d * ep[i] + (1 - d) * wp[i] }
-        }
+        for (e, w) in zip(ema.tensors, model.weights.tensors) { e.tensor.average(towards: w.tensor, decay: d) }
         ema.markChanged()
     }
 

@@ -3,7 +3,7 @@ import Models
 import Tensors
 import World
 
-/// The refactoring job of the README (DESIGN §6's main job): baseline evaluation of the base model →
+/// The refactoring job (DESIGN §6's main job, `scripts/demo`'s study run in process): baseline evaluation of the base model →
 /// DK-DM on the train pairs → NO-RL on the train prompts → evaluation again; optionally an ablation
 /// (evaluation after DK-DM alone; NO-RL alone from the base model and its evaluation). It writes into
 /// `out`: the adapter (`adapter.safetensors`, PEFT), `results.json`, `results.md`, and an image grid

@@ -3,7 +3,8 @@ import World
 
 /// The settings of the refactoring job (`erudiff-train refactor`): baseline evaluation → DK-DM →
 /// NO-RL → evaluation, with an optional ablation (DK-DM only, NO-RL only). Read from a study
-/// (`RefactoringStudy`), the file that `scripts/demo` sends to the daemon.
+/// (`RefactoringStudy`), the file that `scripts/demo` sends to the daemon; the study's settings and the
+/// experiments behind them: docs/decisions.md, "Defaults chosen by experiment".
 public struct RefactoringOptions: Codable, Equatable, Sendable {
     public var evaluation = EvaluationOptions()
     /// How the evaluations' dislocation anchors are sampled (one bank with DK-DM's when equal).

@@ -38,13 +38,6 @@ public final class AdamW {
         self.v = parameters.map { Tensor(zeros: $0.value.shape) }
     }
 
-    /// Convenience: (value, grad) pairs, all decayed.
-    public convenience init(_ pairs: [(Tensor, Tensor)], lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
-                            eps: Float = 1e-8, weightDecay: Float = 0.01) {
-        self.init(parameters: pairs.map { Parameter($0.0, grad: $0.1) }, lr: lr, betas: betas, eps: eps,
-                  weightDecay: weightDecay)
-    }
-
     /// One update of every parameter from its current gradient (gradients are left as they are).
     public func step() {
         stepCount += 1
@@ -68,8 +61,16 @@ public final class AdamW {
         }
     }
 
-    /// Sets every gradient to zero (backward accumulates).
-    public func zeroGrad() { for p in parameters { p.grad.zero() } }
+    /// A training step as every procedure takes it: the global norm of `gradients` (the parameters'
+    /// gradient buffers, as the caller groups them), clipped to `maxNorm` when given; the update, unless
+    /// that norm is not finite; the gradients zeroed. Returns the norm before clipping.
+    @discardableResult
+    public func step(clipping gradients: [Tensor], maxNorm: Float?) -> Float {
+        let norm = maxNorm.map { GradClip.clip(gradients, maxNorm: $0) } ?? GradClip.globalNorm(gradients)
+        if norm.isFinite { step() }
+        for g in gradients { g.zero() }
+        return norm
+    }
 }
 
 extension Double {

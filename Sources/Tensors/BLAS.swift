@@ -26,7 +26,7 @@ public enum BLAS {
 
     /// OpenBLAS built with DYNAMIC_ARCH (Debian's) picks its kernels from the CPU model at load time. A
     /// model newer than the library (0.3.21 does not know Emerald Rapids, family 6 model 207, for
-    /// instance) falls back to the generic "Prescott" SSE3 kernels, about 5× slower than the AVX-512
+    /// instance) falls back to the generic "Prescott" SSE3 kernels, several times slower than the AVX-512
     /// ones on the same machine. When that happens, and OPENBLAS_CORETYPE is not set by the user, the
     /// selection is redone once, before the first GEMM, for the family the CPU flags support.
     private static let coreChoice: String? = {

@@ -1,30 +1,82 @@
-/// Mean squared error `L = (1/n)·Σ (pred − target)²` over `count` elements, the flow-matching loss.
-public enum MSE {
-    /// The loss (accumulated in double precision).
-    public static func forward(pred: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int) -> Float {
-        guard count > 0 else { return 0 }
-        var total = 0.0, i = 0
-        while i < count {
-            // Float SIMD partial sums over blocks of ≤ 4096, summed in Double.
-            let end = min(count, i + 4096)
-            var s8 = F8()
-            while i + 8 <= end { let d = load8(pred + i) - load8(target + i); s8 += d * d; i += 8 }
-            var s = Double(s8.sum())
-            while i < end { let d = Double(pred[i] - target[i]); s += d * d; i += 1 }
-            total += s
-        }
-        return Float(total / Double(count))
+/// The loss arithmetic every training procedure shares (flow matching, DK-DM, NO-RL): a weighted sum
+/// of mean squared differences over the rows of a stacked batch, and its gradient,
+///
+///     L = Σ_g W_g/(n_g·width) · Σ_{r ∈ g} Σ_i Σ_k w_kr·(p_kri − q_kri)²
+///     ∂L/∂x_ri = 2·W_g/(n_g·width) · Σ_k w_kr·s_k·(p_kri − q_kri)
+///
+/// over consecutive groups g of n_g rows of weight W_g (the parts of a batch that weigh differently),
+/// and terms k: a prediction p_k against a target q_k with a weight w_kr per row, where p_k moves by
+/// s_k per unit of the trained output x (plain flow matching: one term, w = s = 1). Rows come in passes
+/// (`add`), whose gradients are written pass by pass; a row's sum is taken in order in single
+/// precision, the groups' in double precision.
+public struct WeightedMSE {
+    public struct Group: Sendable {
+        public var rows: Int
+        public var weight: Float
+        public init(rows: Int, weight: Float = 1) { self.rows = rows; self.weight = weight }
     }
 
-    /// dpred += scale·2·(pred − target)/count — the gradient of `scale·L` (scale weights terms of a
-    /// composite loss).
-    public static func backward(pred: UnsafePointer<Float>, target: UnsafePointer<Float>,
-                                dpred: UnsafeMutablePointer<Float>, count: Int, scale: Float = 1) {
-        guard count > 0 else { return }
-        let k = 2 * scale / Float(count)
-        Parallel.forEachChunk(count, minChunk: 32768) { range in
-            let lo = range.lowerBound
-            accumulate8(pred + lo, target + lo, dpred + lo, range.count) { p, t in k * (p - t) }
+    /// One squared difference of the loss, its pointers at the pass's first row.
+    public struct Term {
+        public var prediction: UnsafePointer<Float>
+        public var target: UnsafePointer<Float>
+        /// A weight per row of the pass (nil: 1).
+        public var weights: [Float]?
+        /// ∂prediction/∂x.
+        public var slope: Float
+        public init(_ prediction: UnsafePointer<Float>, _ target: UnsafePointer<Float>, weights: [Float]? = nil, slope: Float = 1) {
+            self.prediction = prediction; self.target = target; self.weights = weights; self.slope = slope
         }
     }
+
+    public let width: Int
+    public let groups: [Group]
+    /// Σ_{r∈g} Σ_i Σ_k w·(p − q)² of each group, over the rows added so far.
+    public private(set) var sums: [Double]
+
+    public init(width: Int, groups: [Group]) {
+        self.width = width; self.groups = groups
+        sums = [Double](repeating: 0, count: groups.count)
+    }
+
+    /// Adds the batch rows `first..<first + rows`, writing their gradient into `gradient` (rows of the
+    /// pass) when given; returns their Σ_r Σ_i Σ_k w·(p − q)².
+    @discardableResult
+    public mutating func add(_ terms: [Term], first: Int, rows: Int, gradient: UnsafeMutablePointer<Float>?) -> Double {
+        precondition(!terms.isEmpty, "a loss of no terms")
+        var total = 0.0, g = 0, groupEnd = groups.first?.rows ?? 0
+        for row in 0..<rows {
+            while first + row >= groupEnd { g += 1; groupEnd += groups[g].rows }
+            let scale = 2 * groups[g].weight / Float(groups[g].rows * width)
+            let w = terms.map { $0.weights?[row] ?? 1 }, ws = terms.indices.map { w[$0] * terms[$0].slope }
+            let t0 = terms[0]
+            var s: Float = 0
+            for i in (row * width)..<((row + 1) * width) {
+                let d0 = t0.prediction[i] - t0.target[i]
+                var l = w[0] * d0 * d0, dx = ws[0] * d0
+                for k in 1..<terms.count {
+                    let d = terms[k].prediction[i] - terms[k].target[i]
+                    l += w[k] * d * d
+                    dx += ws[k] * d
+                }
+                s += l
+                gradient?[i] = scale * dx
+            }
+            sums[g] += Double(s)
+            total += Double(s)
+        }
+        return total
+    }
+
+    /// L over the rows added so far (groups without rows count nothing).
+    public var loss: Float {
+        var total = 0.0
+        for (g, group) in groups.enumerated() where group.rows > 0 {
+            total += Double(group.weight) * sums[g] / Double(group.rows * width)
+        }
+        return Float(total)
+    }
+
+    /// The mean of group `g`'s squared differences, without its weight.
+    public func mean(ofGroup g: Int) -> Float { Float(sums[g] / Double(groups[g].rows * width)) }
 }

@@ -73,8 +73,8 @@ public final class PackedWeight: @unchecked Sendable {
                        beta: beta, c: y, ldc: n)
             return
         }
-        // Threads only pay for themselves on many rows: waking a second thread for each of the ~40
-        // products of a batch-1 encoding made it slower than one thread (measured: 4.7 vs 3.2 ms).
+        // Threads only pay for themselves on many rows: waking a second thread for each of the few dozen
+        // products of a batch-1 encoding costs more than it saves.
         let threads = rows >= Self.threadedRows ? min(BLAS.threads, Parallel.threads, strips) : 1
         if threads <= 1 {
             _ = erudiff_sgemm_packed(Int32(rows), Int32(n), Int32(k), x, Int32(k), packed, 0, Int32(strips), beta, y,

@@ -81,6 +81,11 @@ public final class Tensor: @unchecked Sendable {
     /// Sets every element to zero.
     public func zero() { data.update(repeating: 0, count: count) }
 
+    /// An exponential moving average's update towards `other`: x ← d·x + (1 − d)·y.
+    public func average(towards other: Tensor, decay d: Float) {
+        for i in 0..<count { data[i] = d * data[i] + (1 - d) * other.data[i] }
+    }
+
     /// Copies all elements of `other`, which must have the same element count.
     public func copy(from other: Tensor) {
         precondition(other.count == count, "copy of \(other.shape) into \(shape)")

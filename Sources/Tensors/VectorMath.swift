@@ -36,7 +36,7 @@ typealias F8 = SIMD8<Float>
 /// e^x for eight lanes, within 2 ulp of expf (max relative error 1.2e-7) for x in [-87.3, 88.7];
 /// exactly 0 below -87.3 and clamped to ~3.4e38 above 88.7. Cody–Waite reduction by ln 2 and the cephes
 /// expf polynomial. Written with plain lane arithmetic and bit casts only: the generic SIMD `rounded`
-/// and float→int conversions compile to per-lane library calls, 20× slower.
+/// and float→int conversions compile to per-lane library calls, far slower.
 @_transparent func exp8(_ x: F8) -> F8 {
     let lo = F8(repeating: -87.33654), hi = F8(repeating: 88.72283)
     let xc = vmin(vmax(x, lo), hi)

@@ -2,8 +2,8 @@ import CKernels
 
 /// Fork-join over the kernels' worker threads (`erudiff_pool_run` in CKernels): the caller and up to
 /// `threads - 1` workers share `count` tasks. Workers spin briefly between regions, so the many short
-/// regions of one forward pass pay no thread wake-up each (libdispatch's `concurrentPerform` did, and
-/// a batch-1 forward was no faster on two threads than on one). A region started while the pool is
+/// regions of one forward pass pay no thread wake-up each (as they would with libdispatch's
+/// `concurrentPerform`; docs/speed.md). A region started while the pool is
 /// busy — nested in another region, or from a second thread — runs inline on its caller.
 public enum WorkerPool {
     /// Calls `body(i)` for every i in `0..<count`, possibly concurrently; returns when all are done.

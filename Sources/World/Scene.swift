@@ -6,12 +6,12 @@ import Tensors
 ///
 /// Layout on the 32×32 canvas (pixel units, y down, centre at (16, 16)): the object's extent (longer
 /// side of its bounding box) is 16 px when small and 22 px when large, times a uniform factor in
-/// [0.9, 1.1]; sizes never overlap (≤ 17.6 vs ≥ 19.8, read back at 18.8). (Small was 14 px until the
-/// third `mini`: a 14-px star's arms are 2 px wide, under a 4×4 patch, and the model drew a quarter of
-/// small shapes right against 70% of large ones.) Left/right/top/bottom move the
-/// box centre 7 px (small) or 5 px (large) off centre, less if the box would leave the canvas, minus up
-/// to 0.75 px, with ±1.5 px across; the centre position jitters ±1.25 px on both axes. Offsets of at
-/// least 2.5 px read as a side position.
+/// [0.9, 1.1]; sizes never overlap (≤ 17.6 vs ≥ 19.8, read back at 18.8). Small is no smaller: at 14 px a
+/// star's arms are 2 px wide, half a 4×4 patch, and the model drew small shapes far worse than large
+/// ones (docs/experiments/2026-12-07-code-comments.md).
+/// Left/right/top/bottom move the box centre 7 px (small) or 5 px (large) off centre, less if the box
+/// would leave the canvas, minus up to 0.75 px, with ±1.5 px across; the centre position jitters
+/// ±1.25 px on both axes. Offsets of at least 2.5 px read as a side position.
 public struct Scene: Hashable, Sendable {
     public var shape: Shape
     public var color: PaletteColor

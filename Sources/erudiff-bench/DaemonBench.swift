@@ -2,7 +2,7 @@ import EruDiff
 import Foundation
 import Tensors
 
-/// `erudiff-bench daemon`: what the daemon costs and saves, in one run (DESIGN §7, issue 7):
+/// `erudiff-bench daemon`: what the daemon costs and saves, in one run (DESIGN §7):
 ///
 /// - warm `sample` of one image over the socket (a connection kept open, and a fresh connection per
 ///   call as the shell client makes) against the same sampling called in-process (`FlowModel`

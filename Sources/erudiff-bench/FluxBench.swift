@@ -152,7 +152,7 @@ enum FluxBench: BenchCommand {
         let n = 2560 * 512
         let x = Tensor.randn([n], rng: &rng), y = Tensor(zeros: [n]), dy = Tensor.randn([n], rng: &rng)
         let p = Tensor.randn([2_350_000], rng: &rng), g = Tensor.randn([2_350_000], rng: &rng)
-        let opt = AdamW([(p, g)], lr: 1e-4, weightDecay: 0)
+        let opt = AdamW(parameters: [.init(p, grad: g)], lr: 1e-4, weightDecay: 0)
         let rows = 2560, c = 128
         let mean = Tensor(zeros: [rows * 4]), rstd = Tensor(zeros: [rows * 4])
         let items: [(String, Int, () -> Void)] = [

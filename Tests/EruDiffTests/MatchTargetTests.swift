@@ -13,7 +13,7 @@ final class MatchTargetTests: XCTestCase {
         var o = DistributionMatchingTests.options()
         o.matchTarget = target
         let run = try DistributionMatching(model: m, pairs: TinyModel.trainPairs(3), options: o)
-        return (try run.matchingRows(step: step), run)
+        return (Array(try run.trainingRows(step: step).prefix(o.batchSize)), run)
     }
 
     /// With the anchor target, x_t − t·u recovers an anchor of the bank for every matching row: u is

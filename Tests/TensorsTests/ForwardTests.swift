@@ -222,11 +222,18 @@ final class ForwardTests: XCTestCase {
         }
     }
 
-    func testMSE() {
+    /// The weighted MSE against its definition in double precision, its rows added in two passes: groups of
+    /// 3 rows at weight 1 and 4 at weight 2.5 (each a mean over its own elements), the first group's mean alone.
+    func testWeightedMSE() {
         var rng = RNG(seed: 39)
-        let n = 10_007
-        let p = randn([n], &rng), t = randn([n], &rng)
-        let want = zip(d(p), d(t)).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / Double(n)
-        XCTAssertEqual(Double(MSE.forward(pred: p.data, target: t.data, count: n)), want, accuracy: want * 1e-6)
+        let width = 1_429, rows = 7
+        let p = randn([rows, width], &rng), t = randn([rows, width], &rng)
+        let sq = zip(d(p), d(t)).map { ($0 - $1) * ($0 - $1) }
+        let first = sq[..<(3 * width)].reduce(0, +) / Double(3 * width), rest = sq[(3 * width)...].reduce(0, +) / Double(4 * width)
+        var mse = WeightedMSE(width: width, groups: [.init(rows: 3), .init(rows: 4, weight: 2.5)])
+        mse.add([.init(p.data, t.data)], first: 0, rows: 2, gradient: nil)
+        mse.add([.init(p.data + 2 * width, t.data + 2 * width)], first: 2, rows: 5, gradient: nil)
+        XCTAssertEqual(Double(mse.loss), first + 2.5 * rest, accuracy: (first + 2.5 * rest) * 2e-5)
+        XCTAssertEqual(Double(mse.mean(ofGroup: 0)), first, accuracy: first * 2e-5)
     }
 }

@@ -318,16 +318,30 @@ final class GradientTests: XCTestCase {
         }
     }
 
-    func testMSE() {
+    /// The weighted MSE's gradient in x: plain (one term, one group), and with groups of other weights and
+    /// a second term whose prediction a + s·x moves by its slope s, weighted per row.
+    func testWeightedMSE() {
         var rng = RNG(seed: 16)
-        for n in [5, 37, 100] {
-            let pred = randn([n], &rng), target = randn([n], &rng), loss = Tensor(zeros: [1])
-            let r = GradCheck().run(inputs: [("pred", pred)], outputs: [loss], forward: {
-                loss[0] = MSE.forward(pred: pred.data, target: target.data, count: n)
-            }, backward: { d, g in
-                MSE.backward(pred: pred.data, target: target.data, dpred: g[0].data, count: n, scale: d[0][0])
+        for (rows, width, groups, slope) in [(1, 5, [WeightedMSE.Group(rows: 1)], nil), (3, 37, [.init(rows: 3)], nil),
+                                             (5, 20, [.init(rows: 2), .init(rows: 0, weight: 9), .init(rows: 3, weight: 0.5)], Float(-1.5))] {
+            let x = randn([rows, width], &rng), target = randn([rows, width], &rng), a = randn([rows, width], &rng)
+            let second = Tensor(zeros: [rows, width]), loss = Tensor(zeros: [1]), grad = Tensor(zeros: [rows, width])
+            let weights = (0..<rows).map { Float($0 + 1) / 4 }
+            func run(_ gradient: UnsafeMutablePointer<Float>?) -> Float {
+                var terms = [WeightedMSE.Term(x.data, target.data)]
+                if let s = slope {
+                    for i in 0..<x.count { second[i] = a[i] + s * x[i] }
+                    terms.append(.init(second.data, target.data, weights: weights, slope: s))
+                }
+                var mse = WeightedMSE(width: width, groups: groups)
+                mse.add(terms, first: 0, rows: rows, gradient: gradient)
+                return mse.loss
+            }
+            let r = GradCheck().run(inputs: [("x", x)], outputs: [loss], forward: { loss[0] = run(nil) }, backward: { d, g in
+                _ = run(grad.data)
+                for i in 0..<grad.count { g[0][i] += d[0][0] * grad[i] }
             })
-            expectPass(r, "MSE n\(n)")
+            expectPass(r, "WeightedMSE \(rows)×\(width)")
         }
     }
 }

@@ -7,7 +7,7 @@ final class OptimizerTests: XCTestCase {
     /// zero gradient only decays.
     func testAdamWFirstStepByHand() {
         let p = Tensor(shape: [3], values: [1.0, -2.0, 0.5]), g = Tensor(shape: [3], values: [0.1, -0.3, 0])
-        let opt = AdamW([(p, g)], lr: 0.1, betas: (0.9, 0.999), eps: 1e-8, weightDecay: 0.01)
+        let opt = AdamW(parameters: [.init(p, grad: g)], lr: 0.1, betas: (0.9, 0.999), eps: 1e-8, weightDecay: 0.01)
         opt.step()
         XCTAssertEqual(p[0], 1.0 * 0.999 - 0.1, accuracy: 1e-6)
         XCTAssertEqual(p[1], -2.0 * 0.999 + 0.1, accuracy: 1e-6)
@@ -42,8 +42,6 @@ final class OptimizerTests: XCTestCase {
         for (j, p) in [p1, p2].enumerated() {
             for i in 0..<p.count { XCTAssertEqual(Double(p[i]), ref[j][i], accuracy: 1e-5, "param \(j)[\(i)]") }
         }
-        opt.zeroGrad()
-        XCTAssertEqual(g1.array, [Float](repeating: 0, count: 13))
     }
 
     func testClipGlobalNorm() {
@@ -58,5 +56,33 @@ final class OptimizerTests: XCTestCase {
         // A long odd-sized gradient: the norm must include the SIMD tail.
         let c = Tensor(shape: [1001], values: [Float](repeating: 1, count: 1001))
         XCTAssertEqual(GradClip.globalNorm([c]), Float(1001).squareRoot(), accuracy: 1e-4)
+    }
+
+    /// The training step: clipped, taken, gradients zeroed; a non-finite gradient leaves the parameters.
+    func testClippedStep() {
+        let p = Tensor(shape: [2], values: [1, 1]), g = Tensor(shape: [2], values: [30, 40])
+        let opt = AdamW(parameters: [.init(p, grad: g)], lr: 0.1, weightDecay: 0)
+        XCTAssertEqual(opt.step(clipping: [g], maxNorm: 1), 50, accuracy: 1e-4)
+        XCTAssertEqual(p[0], 0.9, accuracy: 1e-5); XCTAssertEqual(p[1], 0.9, accuracy: 1e-5)
+        XCTAssertEqual(g.array, [0, 0])
+        let before = p.array
+        g[0] = .nan
+        XCTAssertTrue(opt.step(clipping: [g], maxNorm: nil).isNaN)
+        XCTAssertEqual(p.array, before)
+        XCTAssertEqual(opt.stepCount, 1)
+        XCTAssertEqual(g[0], 0)
+    }
+
+    /// Warm-up, cosine to the floor at its step and held after it; constant without a floor.
+    func testLearningRateSchedule() {
+        let s = LearningRateSchedule(peak: 1, warmupSteps: 4, floorFraction: 0.1, floorStep: 14)
+        XCTAssertEqual([0, 1, 3].map { s.rate(at: $0) }, [0.25, 0.5, 1])
+        XCTAssertEqual(s.rate(at: 4), 1)
+        XCTAssertEqual(s.rate(at: 9), 0.55, accuracy: 1e-6)   // half way: 0.1 + 0.9·0.5
+        XCTAssertEqual(s.rate(at: 14), 0.1, accuracy: 1e-6)
+        XCTAssertEqual(s.rate(at: 20), 0.1, accuracy: 1e-6)
+        let c = LearningRateSchedule(peak: 3e-4, warmupSteps: 2)
+        XCTAssertEqual([0, 1, 2, 1000].map { c.rate(at: $0) }, [1.5e-4, 3e-4, 3e-4, 3e-4])
+        XCTAssertEqual(LearningRateSchedule(peak: 0.5).rate(at: 0), 0.5)
     }
 }

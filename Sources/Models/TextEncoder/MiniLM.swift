@@ -44,7 +44,7 @@ public final class MiniLM: @unchecked Sendable {
             [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output]
         }
         packed = projections.map { $0.map { PackedWeight($0) } }
-        // The packed copies are what forward reads; the mapped originals need not stay resident (42 MB).
+        // The packed copies are what forward reads; the mapped originals need not stay resident.
         if PackedWeight.isAvailable { for t in projections.joined() { t.releaseMappedPages() } }
     }
 

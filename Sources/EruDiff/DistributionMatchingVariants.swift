@@ -1,11 +1,49 @@
+import Diffusion
 import Foundation
 import Models
 import Tensors
 import World
 
+extension DistributionMatching {
+    /// DK-DM's two options that were measured and not adopted, off by default and kept out of its path
+    /// (the run asks them which anchors to draw and to train on, and the matching rows' targets):
+    ///
+    /// - `verifyAnchors`: train only on reference anchors the world verifier reads as their explicit
+    ///   prompt states (`VerifiedAnchors`); the dislocation is still measured on every anchor.
+    ///   Figures: docs/experiments/2026-12-05-verified-anchors.md.
+    /// - `matchTarget` `.anchor`: the implicit rows are trained towards the anchor's own velocity ε − x0
+    ///   instead of v_ref(x_t,t,c_e) — fine-tuning on the anchors, not DK-DM (the keep and replay terms are
+    ///   unchanged), and the reference forward leaves out the implicit rows that carry no keep rows.
+    ///   Figures: docs/experiments/2026-12-06-verified-samples-target.md.
+    struct Variants {
+        var verified: VerifiedAnchors?
+        /// The matching rows' own flow velocities ε − x0, with the anchor target.
+        private(set) var anchorVelocity: Tensor?
+
+        init(options: DistributionMatchingOptions, pairs: [KnowledgePair], packing: FluxPacking) throws {
+            if options.verifyAnchors {
+                verified = try VerifiedAnchors(pairs: pairs, perPair: options.anchorsPerPair,
+                                               maxDraws: options.maxAnchorDraws ?? 3 * options.anchorsPerPair)
+            }
+            if options.matchTarget == .anchor { anchorVelocity = Tensor(zeros: [options.batchSize, packing.tokens, packing.tokenChannels]) }
+        }
+
+        /// Keeps matching row `row`'s flow velocity for the anchor target.
+        func noteVelocity(row: Int, x0: UnsafePointer<Float>, noise: UnsafePointer<Float>, count: Int) {
+            if let v = anchorVelocity { FlowMatching.velocity(x0: x0, noise: noise, into: v.data + row * count, count: count) }
+        }
+
+        /// The reference rows the step needs no output of: with the anchor target, the matching rows past
+        /// the keep rows (which reuse the first `keepRows`).
+        func unusedReferenceRows(batch: Int, keepRows: Int) -> Range<Int> {
+            anchorVelocity == nil ? batch..<batch : keepRows..<batch
+        }
+    }
+}
+
 /// Which reference anchors DK-DM trains on when its anchors are verified: the reference model draws
-/// each explicit prompt right only most of the time (about 80% for `mini`'s train anchors), and
-/// matching the implicit prompt to every draw would teach it the misses too. With verification the run
+/// each explicit prompt right only most of the time, and matching the implicit prompt to every draw
+/// would teach it the misses too. With verification the run
 /// keeps drawing anchors of a pair (in the bank's index order) until `perPair` of them verify as the
 /// attributes its explicit caption states, or `maxDraws` have been drawn; it then trains on the first
 /// `perPair` accepted ones. A pair none of whose draws verifies trains on its first `perPair` anchors
@@ -88,10 +126,10 @@ public struct VerifiedAnchors {
         return out
     }
 
-    /// The bank indices pair `p` trains on.
-    func usable(_ p: Int) -> [Int] {
-        let a = acceptedIndices(prompts[p])
-        return a.isEmpty ? Array(0..<perPair) : a
+    /// The bank index of an anchor of pair `p` to train on, drawn from `rng`.
+    func anchor(pair p: Int, _ rng: inout RNG) -> Int {
+        let a = acceptedIndices(prompts[p]), usable = a.isEmpty ? Array(0..<perPair) : a
+        return usable[rng.int(below: usable.count)]
     }
 
     var report: Report {
