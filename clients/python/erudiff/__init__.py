@@ -7,6 +7,8 @@
         result.images[0]            # shows itself in Jupyter
 """
 
+__version__ = "0.1.0"   # the client's own version (pyproject.toml reads it); the protocol's is in openrpc.json
+
 from .autostart import ensure_daemon
 from .client import Call, Client, Progress, SampleResult, default_socket_path
 from .errors import (DaemonUnavailable, ErudiffError, InternalError, InvalidParams, InvalidRequest,
@@ -15,7 +17,8 @@ from .errors import (DaemonUnavailable, ErudiffError, InternalError, InvalidPara
 from .images import Image, Images
 
 __all__ = [
-    "Call", "Client", "Progress", "SampleResult", "default_socket_path", "ensure_daemon", "Image", "Images",
+    "__version__", "Call", "Client", "Progress", "SampleResult", "default_socket_path", "ensure_daemon", "Image",
+    "Images",
     "ErudiffError", "DaemonUnavailable", "ProtocolError", "RpcError", "ParseError", "InvalidRequest",
     "MethodNotFound", "InvalidParams", "InternalError", "RequestCancelled", "ServerBusy", "ModelNotLoaded",
     "ShuttingDown", "MessageTooLarge",

@@ -4,6 +4,8 @@
     python -m erudiff call METHOD '{"json": "params"}'
     python -m erudiff sample "the flag of Japan" -o flag.png [--seed N] [--steps N]
 
+Installed with pip (clients/python/pyproject.toml), the same command line is `erudiff-py`.
+
 When no daemon answers it starts one (as ``Client`` does; --no-autostart or ERUDIFF_NO_AUTOSTART=1 turn
 that off). Exit codes: 0 ok, 1 JSON-RPC error, 2 usage, 3 cannot connect, 130 interrupted.
 """
@@ -15,8 +17,8 @@ import sys
 from . import Client, DaemonUnavailable, RpcError
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m erudiff", description="Call erudiffd.")
+def main(argv=None, prog="python -m erudiff"):
+    ap = argparse.ArgumentParser(prog=prog, description="Call erudiffd.")
     ap.add_argument("--socket", help="socket path (default: $ERUDIFF_SOCKET or the daemon's default)")
     ap.add_argument("--no-autostart", action="store_true",
                     help="do not start erudiffd when none answers (also ERUDIFF_NO_AUTOSTART=1)")
@@ -67,6 +69,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def console():
+    """The `erudiff-py` command that `pip install` makes (pyproject.toml)."""
+    sys.exit(main(prog="erudiff-py"))
 
 
 if __name__ == "__main__":

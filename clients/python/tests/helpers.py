@@ -7,6 +7,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -370,3 +371,39 @@ def status_storm(d, clients, status_calls, sample=False, check_status=None, time
             c.close()
     assert not left and len(sample_time) == wanted_samples, "some calls got no answer"
     return sorted(latencies), list(sample_time.values()), time.perf_counter() - t0
+
+
+def pypi_unreachable(project="setuptools", timeout=20):
+    """None when the package index pip uses answers for ``project``; else why not, for a skip message.
+    Tests that install from PyPI (a fresh venv, the notebook's venv) skip only for this reason: any
+    other failure of pip is a failure of the test."""
+    import ssl
+    import urllib.request
+    index = os.environ.get("PIP_INDEX_URL")
+    if not index:
+        r = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+                           capture_output=True, text=True)
+        index = r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else "https://pypi.org/simple/"
+    url = index.rstrip("/") + f"/{project}/"
+    cafile = os.environ.get("PIP_CERT")
+    context = ssl.create_default_context(cafile=cafile if cafile and os.path.exists(cafile) else None)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as r:
+            r.read(1)
+        return None
+    except Exception as e:  # any failure to reach the index: DNS, refused, TLS, HTTP error
+        return f"PyPI unreachable: {url} answered {e!r}, so pip cannot fetch {project}"
+
+
+def venv(path):
+    """A fresh virtual environment (with pip) at ``path``; returns its bin folder."""
+    subprocess.run([sys.executable, "-m", "venv", path], check=True, capture_output=True, timeout=300)
+    return os.path.join(path, "bin")
+
+
+def clean_env(**extra):
+    """The environment for a process that must see only its own venv's packages (no PYTHONPATH to the
+    checkout's client, no PYTHONHOME), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(extra)
+    return env
