@@ -159,6 +159,54 @@ job is gone."
     (let ((err (should-error (erudiff-connection) :type 'user-error)))
       (should (string-match-p (regexp-quote erudiff-socket) (cadr err))))))
 
+(ert-deftest erudiff-no-autostart-in-the-environment-is-obeyed ()
+  "ERUDIFF_NO_AUTOSTART=1 keeps the package from starting a daemon, as it does the other clients."
+  (let ((erudiff-socket (make-temp-name "/tmp/erudiff-test-no-daemon-"))
+        (erudiff-start-daemon t)
+        (erudiff-program "/bin/false")     ; would fail loudly if it were run
+        (erudiff--connection nil)
+        (process-environment (cons "ERUDIFF_NO_AUTOSTART=1" process-environment)))
+    (let ((err (should-error (erudiff-connection) :type 'user-error)))
+      (should (string-match-p "ERUDIFF_NO_AUTOSTART" (cadr err))))))
+
+(defun erudiff-tests--script (body)
+  "An executable shell script of BODY, in a temporary file (its name)."
+  (let ((file (make-temp-file "erudiff-test-program")))
+    (with-temp-file file (insert "#!/bin/sh\n" body "\n"))
+    (set-file-modes file #o700)
+    file))
+
+(ert-deftest erudiff-starts-a-daemon-through-the-shell-client ()
+  "Nothing at the socket: the package runs `erudiff-program --socket PATH daemon start' and connects
+to the socket it prints (here a stand-in program that prints the running daemon's)."
+  (let* ((args-file (make-temp-file "erudiff-test-args"))
+         (erudiff-program (erudiff-tests--script
+                           (format "echo \"$@\" > %s\necho 'erudiff: started' >&2\necho %s"
+                                   args-file (getenv "ERUDIFF_SOCKET"))))
+         (erudiff-socket (make-temp-name "/tmp/erudiff-test-no-daemon-"))
+         (erudiff-start-daemon t)
+         (erudiff--connection nil)
+         (process-environment (cons "ERUDIFF_NO_AUTOSTART=0" process-environment)))
+    (unwind-protect
+        (progn
+          (should (plist-get (erudiff-status) :pid))
+          (should (equal (erudiff-tests--read-file args-file)
+                         (format "--socket %s daemon start\n" erudiff-socket))))
+      (erudiff-disconnect)
+      (delete-file erudiff-program)
+      (delete-file args-file))))
+
+(ert-deftest erudiff-a-failed-start-says-why ()
+  "When the shell client cannot start a daemon, the error carries what it said on stderr."
+  (let* ((erudiff-program (erudiff-tests--script "echo 'erudiffd was not found' >&2\nexit 3"))
+         (erudiff-socket (make-temp-name "/tmp/erudiff-test-no-daemon-"))
+         (erudiff-start-daemon t)
+         (erudiff--connection nil))
+    (unwind-protect
+        (let ((err (should-error (erudiff-connection))))
+          (should (string-match-p "erudiffd was not found" (cadr err))))
+      (delete-file erudiff-program))))
+
 (ert-deftest erudiff-empty-prompt-is-refused ()
   "An empty line is no prompt: a user-error, no request."
   (with-temp-buffer

@@ -39,7 +39,9 @@
   :type '(choice (const :tag "Default" nil) file))
 
 (defcustom erudiff-start-daemon t
-  "Non-nil: when no daemon answers, start one with `erudiff-program' daemon start."
+  "Non-nil: when no daemon answers, start one with `erudiff-program' daemon start.
+$ERUDIFF_NO_AUTOSTART set (to anything but 0) turns it off, as in the
+other clients."
   :type 'boolean)
 
 (defcustom erudiff-program nil
@@ -95,6 +97,11 @@ For example (:steps 16 :guidance 4.0 :model \"mini\")."
            (expand-file-name "erudiff/erudiffd.sock" runtime))
           (t (format "/tmp/erudiff-%d/erudiffd.sock" (user-uid))))))
 
+(defun erudiff--may-start ()
+  "Non-nil when the package may start a daemon."
+  (and erudiff-start-daemon
+       (member (or (getenv "ERUDIFF_NO_AUTOSTART") "") '("" "0"))))
+
 (defun erudiff--program ()
   "The shell client that starts the daemon, or nil."
   (or erudiff-program
@@ -149,9 +156,10 @@ When nothing answers and `erudiff-start-daemon' is non-nil, start one."
       (condition-case err
           (erudiff--open path)
         (file-error
-         (unless erudiff-start-daemon
-           (user-error "erudiff: cannot connect to erudiffd at %s (%s); start it, or set `erudiff-start-daemon'"
-                       path (error-message-string err)))
+         (unless (erudiff--may-start)
+           (user-error "erudiff: cannot connect to erudiffd at %s (%s); start it (%s)" path
+                       (error-message-string err)
+                       (if erudiff-start-daemon "ERUDIFF_NO_AUTOSTART is set" "`erudiff-start-daemon' is nil")))
          (erudiff--open (erudiff--start erudiff-socket)))))))
 
 (defun erudiff-disconnect ()
