@@ -32,7 +32,7 @@
 
 (defun erudiff-tests--model-size ()
   "(WIDTH HEIGHT) of the default model's images, from `status'."
-  (let* ((models (append (plist-get (erudiff-call "status" (make-hash-table)) :models) nil))
+  (let* ((models (append (plist-get (erudiff-call "status") :models) nil))
          (image (plist-get (car models) :image)))
     (list (plist-get image :width) (plist-get image :height))))
 
@@ -139,7 +139,7 @@ job is gone."
                       (< (float-time) deadline))
             (accept-process-output nil 0.05))))
       (should (member "erudiff: the daemon stopped sample: Request cancelled" messages))
-      (should-not (append (plist-get (erudiff-call "status" (make-hash-table)) :jobs) nil)))))
+      (should-not (append (plist-get (erudiff-call "status") :jobs) nil)))))
 
 (ert-deftest erudiff-daemon-errors-signal-erudiff-error ()
   "An invalid parameter is the daemon's -32602, signalled as `erudiff-error'; the buffer is untouched."
@@ -206,6 +206,12 @@ to the socket it prints (here a stand-in program that prints the running daemon'
         (let ((err (should-error (erudiff-connection))))
           (should (string-match-p "erudiffd was not found" (cadr err))))
       (delete-file erudiff-program))))
+
+(ert-deftest erudiff-finds-the-shell-client-beside-it ()
+  "With no `erudiff-program' and no erudiff on `exec-path', the checkout's clients/erudiff is used."
+  (let ((erudiff-program nil) (exec-path nil))
+    (should (equal (erudiff--program)
+                   (expand-file-name "../erudiff" (file-name-directory (locate-library "erudiff")))))))
 
 (ert-deftest erudiff-empty-prompt-is-refused ()
   "An empty line is no prompt: a user-error, no request."

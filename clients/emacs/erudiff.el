@@ -184,16 +184,18 @@ When nothing answers and `erudiff-start-daemon' is non-nil, start one."
        (message "erudiff: %s %s%s  (C-g cancels)" method (if pct (format "%d%% " pct) "") msg))
       ("end" (message "erudiff: %s %s" method msg)))))
 
-(defun erudiff-call (method params &optional progress)
-  "Call METHOD (a string) with PARAMS and return the result.
-PARAMS is a plist, or an empty hash table to send `{}'.  With PROGRESS
-non-nil (PARAMS then a plist) the request asks for `$/progress' and
-shows it in the echo area.  Waits for the reply; \\[keyboard-quit] cancels the request
+(defun erudiff-call (method &optional params progress)
+  "Call METHOD (a string) with PARAMS (a plist) and return the result.
+With PROGRESS non-nil the request asks for `$/progress' and shows it in
+the echo area.  Waits for the reply; \\[keyboard-quit] cancels the request
 \(`$/cancelRequest') and quits.  A JSON-RPC error signals `erudiff-error'
 with data (MESSAGE CODE DATA)."
   (let* ((conn (erudiff-connection))
          (token (and progress (format "erudiff-el-%d-%d" (emacs-pid) (cl-incf erudiff--tokens))))
-         (params (if token (append params (list :workDoneToken token)) params))
+         ;; nil goes out as {}, not as jsonrpc.el's null (JSON-RPC wants params omitted or structured)
+         (params (cond (token (append params (list :workDoneToken token)))
+                       (params)
+                       (t (make-hash-table))))
          (outcome nil) (abandoned nil) id)
     (when token
       (puthash token (lambda (value) (erudiff--progress-message method value)) erudiff--progress-handlers))
@@ -298,7 +300,7 @@ adds parameters (steps, guidance, model, ...)."
 (defun erudiff-status ()
   "Show the daemon's models and jobs in the echo area; return the status."
   (interactive)
-  (let* ((status (erudiff-call "status" (make-hash-table)))
+  (let* ((status (erudiff-call "status"))
          (models (mapconcat (lambda (m) (plist-get m :name)) (plist-get status :models) ", "))
          (jobs (length (plist-get status :jobs))))
     (message "erudiff: pid %s, up %.0f s, models: %s, %d job(s)" (plist-get status :pid)
