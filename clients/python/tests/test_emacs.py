@@ -8,8 +8,6 @@ import re
 import shutil
 import subprocess
 
-import pytest
-
 from erudiff import Client
 from helpers import REPO
 
