@@ -7,6 +7,7 @@
 ;;   ERUDIFF_SOCKET                 the daemon's socket (erudiff.el's default when `erudiff-socket' is nil)
 ;;   ERUDIFF_TEST_REFERENCE_PNG     the PNG the Python client got for "the flag of Japan", seed 3, 4 steps
 ;; By hand: emacs --batch -Q -L clients/emacs -l erudiff-tests -f ert-run-tests-batch-and-exit
+;; (the test tagged on-demand expects no daemon on the socket: it starts one).
 
 ;;; Code:
 
@@ -212,6 +213,32 @@ to the socket it prints (here a stand-in program that prints the running daemon'
   (let ((erudiff-program nil) (exec-path nil))
     (should (equal (erudiff--program)
                    (expand-file-name "../erudiff" (file-name-directory (locate-library "erudiff")))))))
+
+(ert-deftest erudiff-jsonrpc-null-params-are-no-params ()
+  "jsonrpc.el sends \"params\": null for a request without parameters (as
+eglot's shutdown does); the daemon takes it as none."
+  (should (plist-get (jsonrpc-request (erudiff-connection) :status nil) :pid))
+  (should (vectorp (plist-get (jsonrpc-request (erudiff-connection) :models/list nil) :models))))
+
+(ert-deftest erudiff-starts-the-daemon-on-demand ()
+  "Nothing answers on the socket: the first sample starts a daemon through
+`erudiff daemon start' (the checkout's shell client, found beside the
+package), and its image lands in the buffer.  Run alone, with no daemon
+(test_emacs.py), by the selector (tag on-demand)."
+  :tags '(on-demand)
+  (let ((erudiff-socket nil) (erudiff-program nil) (exec-path nil) (erudiff--connection nil)
+        (messages nil))
+    (should-not (file-exists-p (erudiff--default-socket)))
+    (with-temp-buffer
+      (insert "the flag of Japan")
+      (let ((erudiff-sample-params '(:steps 4 :seed 3)))
+        (erudiff-tests--with-messages messages
+          (erudiff-sample-at-point)))
+      (should (cl-some (lambda (m) (string-prefix-p "erudiff: starting the daemon" m)) messages))
+      (pcase-let ((`((,_pos ,spec ,_sample)) (erudiff-tests--images)))
+        (should (equal (plist-get (cdr spec) :data)
+                       (erudiff-tests--read-file (getenv "ERUDIFF_TEST_REFERENCE_PNG"))))))
+    (should (file-exists-p (erudiff--default-socket)))))
 
 (ert-deftest erudiff-empty-prompt-is-refused ()
   "An empty line is no prompt: a user-error, no request."

@@ -1,5 +1,6 @@
 import os
 import shutil
+import signal
 import sys
 
 import pytest
@@ -69,3 +70,41 @@ def engine(mini_model, tmp_path_factory):
     alive = d.alive()
     d.stop()
     assert alive, f"erudiffd died:\n{d.log()}"
+
+
+@pytest.fixture
+def place(workdir, monkeypatch):
+    """A private socket and state folder for the daemons the clients start; those daemons are stopped
+    at the end (SIGTERM, then SIGKILL)."""
+
+    class Place:
+        socket_path = os.path.join(workdir, "run", "erudiffd.sock")
+        state = os.path.join(workdir, "state")
+        log = os.path.join(workdir, "state", "erudiff", "erudiffd.log")
+
+        def env(self, **extra):
+            e = dict(os.environ, XDG_STATE_HOME=self.state, ERUDIFF_SOCKET=self.socket_path,
+                     ERUDIFFD=helpers.daemon_binary(), PYTHONPATH=os.path.dirname(HERE))
+            for k in ("ERUDIFF_NO_AUTOSTART", "ERUDIFF_IDLE_EXIT", "ERUDIFFD_ARGS"):
+                e.pop(k, None)
+            e.setdefault("ERUDIFFD_ARGS", "--no-default-model")
+            e.update(extra)
+            return e
+
+        def use_in_process(self, **extra):
+            for k, v in self.env(**extra).items():
+                monkeypatch.setenv(k, v)
+            for k in ("ERUDIFF_NO_AUTOSTART", "ERUDIFF_IDLE_EXIT"):
+                if k not in extra:
+                    monkeypatch.delenv(k, raising=False)
+
+        def log_text(self):
+            with open(self.log) as f:
+                return f.read()
+
+    p = Place()
+    yield p
+    for pid in helpers.daemon_pids(workdir):
+        os.kill(pid, signal.SIGTERM)
+        if not helpers.wait_gone(pid, 20):
+            os.kill(pid, signal.SIGKILL)

@@ -7,7 +7,6 @@ binary over real sockets; the daemons the clients start are found by their comma
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,83 +17,7 @@ import pytest
 
 import erudiff
 import helpers
-from helpers import SHELL_CLIENT
-
-PYTHON_PATH = os.path.dirname(os.path.dirname(erudiff.__file__))
-
-
-def daemon_pids(needle):
-    """Pids of the erudiffd processes whose command line holds ``needle`` (a socket path, a folder)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
-        except OSError:
-            continue
-        if args and os.path.basename(args[0]) == b"erudiffd" and any(needle.encode() in a for a in args):
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                        continue
-            except OSError:
-                continue
-            pids.append(int(entry))
-    return pids
-
-
-def wait_gone(pid, timeout):
-    """True once process ``pid`` has ended (within ``timeout`` seconds)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except OSError:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-@pytest.fixture
-def place(workdir, monkeypatch):
-    """A private socket and state folder for the daemons the clients start; those daemons are stopped
-    at the end (SIGTERM, then SIGKILL)."""
-
-    class Place:
-        socket_path = os.path.join(workdir, "run", "erudiffd.sock")
-        state = os.path.join(workdir, "state")
-        log = os.path.join(workdir, "state", "erudiff", "erudiffd.log")
-
-        def env(self, **extra):
-            e = dict(os.environ, XDG_STATE_HOME=self.state, ERUDIFF_SOCKET=self.socket_path,
-                     ERUDIFFD=helpers.daemon_binary(), PYTHONPATH=PYTHON_PATH)
-            for k in ("ERUDIFF_NO_AUTOSTART", "ERUDIFF_IDLE_EXIT", "ERUDIFFD_ARGS"):
-                e.pop(k, None)
-            e.setdefault("ERUDIFFD_ARGS", "--no-default-model")
-            e.update(extra)
-            return e
-
-        def use_in_process(self, **extra):
-            for k, v in self.env(**extra).items():
-                monkeypatch.setenv(k, v)
-            for k in ("ERUDIFF_NO_AUTOSTART", "ERUDIFF_IDLE_EXIT"):
-                if k not in extra:
-                    monkeypatch.delenv(k, raising=False)
-
-        def log_text(self):
-            with open(self.log) as f:
-                return f.read()
-
-    p = Place()
-    yield p
-    for pid in daemon_pids(workdir):
-        os.kill(pid, signal.SIGTERM)
-        if not wait_gone(pid, 20):
-            os.kill(pid, signal.SIGKILL)
+from helpers import SHELL_CLIENT, daemon_pids, wait_gone
 
 
 def log_time(log, needle):

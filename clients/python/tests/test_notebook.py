@@ -1,7 +1,8 @@
 """docs/notebook.ipynb: executed headless by scripts/notebook (nbclient, in the notebook's own venv from
 PyPI) against the real daemon, with no error and with its pictures, progress bar and before/after table;
-and the committed file carries such a run's outputs (what GitHub shows). The run is skipped, saying so,
-only when the venv is not made yet and the package index is unreachable."""
+and the committed file carries such a run's outputs (what GitHub shows). No daemon runs: the notebook's
+client starts one. The run is skipped, saying so, only when the venv is not made yet and the package
+index is unreachable."""
 
 import base64
 import json
@@ -12,8 +13,9 @@ import time
 
 import pytest
 
+import helpers
 from erudiff import Client, Image
-from helpers import REPO, clean_env, pypi_unreachable
+from helpers import REPO, pypi_unreachable
 
 NOTEBOOK = os.path.join(REPO, "docs", "notebook.ipynb")
 SCRIPT = os.path.join(REPO, "scripts", "notebook")
@@ -46,6 +48,7 @@ def check_executed(path):
     rows = [line for line in markdown.splitlines() if re.match(r"\| (train|test-paraphrase) \| \d+ \|", line)]
     assert len(rows) == 2 and all(line.count("→") == 4 for line in rows), markdown
     assert os.path.getsize(path) < 400_000
+    return nb
 
 
 def test_the_committed_notebook_carries_its_outputs():
@@ -58,22 +61,28 @@ def venv_ready(venv):
         [python, "-c", "import nbclient, ipykernel, matplotlib, numpy"], capture_output=True).returncode == 0
 
 
-def test_the_notebook_runs_headless_against_the_daemon(engine, tmp_path):
+def test_the_notebook_starts_the_daemon_and_runs_headless(place, mini_model, tmp_path):
     venv = os.environ.get("ERUDIFF_NOTEBOOK_VENV") or os.path.join(REPO, ".venv-notebook")
     if not venv_ready(venv):
         why = pypi_unreachable("nbclient")
         if why:
             pytest.skip(f"{why}: the notebook's venv ({venv}) cannot be made")
+    # No daemon answers on the socket: the notebook's Client() starts one (the binary under test, serving
+    # the test's copy of mini).
+    env = place.env(ERUDIFFD_ARGS=f"--model mini={mini_model} --threads 2", ERUDIFF_NOTEBOOK_VENV=venv)
+    del env["PYTHONPATH"]      # the kernel imports the client installed in the venv
+    assert not os.path.exists(place.socket_path)
     out = str(tmp_path / "notebook.ipynb")
     start = time.monotonic()
-    r = subprocess.run([SCRIPT, "-o", out], env=clean_env(ERUDIFF_SOCKET=engine.socket_path,
-                                                          ERUDIFF_NOTEBOOK_VENV=venv),
-                       capture_output=True, text=True, timeout=1800)
+    r = subprocess.run([SCRIPT, "-o", out], env=env, capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, f"scripts/notebook failed after {time.monotonic() - start:.0f} s:\n{r.stderr[-6000:]}"
-    check_executed(out)
-    with open(out) as f, open(NOTEBOOK) as g:
-        assert [c["source"] for c in json.load(f)["cells"]] == [c["source"] for c in json.load(g)["cells"]]
+    nb = check_executed(out)
+    with open(NOTEBOOK) as g:
+        assert [c["source"] for c in nb["cells"]] == [c["source"] for c in json.load(g)["cells"]]
+    [pid] = helpers.daemon_pids(place.socket_path)
+    first = "".join("".join(o.get("text", "")) for o in next(c for c in nb["cells"] if c["cell_type"] == "code")["outputs"])
+    assert f"started erudiffd (pid {pid}) on {place.socket_path}" in first, first
     # The notebook cleaned up after itself: its model and that model's adapter checkpoint are gone.
-    with Client(engine.socket_path) as c:
+    with Client(place.socket_path, autostart=False) as c:
         assert [m["name"] for m in c.status()["models"]] == ["mini"]
-    assert not os.path.exists(os.path.join(engine.state_dir, "adapters", "notebook.safetensors"))
+    assert not os.path.exists(os.path.join(place.state, "erudiff", "adapters", "notebook.safetensors"))
