@@ -25,8 +25,8 @@ public final class Evaluation: Procedure {
     private let requests: [BatchedSampling.Request]
     private var index: [String: Int] = [:]  // "j|prompt" → request
     private var sampling: BatchedSampling?
-    private var found: [Attributes?] = []
-    private var clean: [Bool] = []
+    /// What the verifier read from each requested image, in request order.
+    private var readings: [(found: Attributes?, clean: Bool)] = []
     private var verified = 0
     private var dislocationRun: DislocationMeasurement?
     private var result: EvaluationResult?
@@ -123,28 +123,26 @@ public final class Evaluation: Procedure {
         let verifier = Verifier()
         for i in 0..<n {
             let v = try verifier.verify(signedUnit: images.data + i * pk.pixelCount, width: pk.width, height: pk.height)
-            found.append(v.attributes)
-            clean.append(v.isClean)
+            readings.append((v.attributes, v.isClean))
         }
         verified = end
     }
 
-    private func reading(_ prompt: String, _ j: Int) -> Attributes? { found[index["\(j)|" + prompt]!] }
-    private func isClean(_ prompt: String, _ j: Int) -> Bool { clean[index["\(j)|" + prompt]!] }
+    private func reading(_ prompt: String, _ j: Int) -> (found: Attributes?, clean: Bool) { readings[index["\(j)|" + prompt]!] }
 
     private func finish(elapsedThisUnit: Double) {
         var images: [VerifiedImage] = []
         for item in items {
             for kind in KnowledgeItem.PromptKind.allCases {
                 for j in 0..<options.samplesPerItem {
-                    images.append(VerifiedImage(item: item, prompt: kind, found: reading(item.prompt(kind), j),
-                                                clean: isClean(item.prompt(kind), j)))
+                    let r = reading(item.prompt(kind), j)
+                    images.append(VerifiedImage(item: item, prompt: kind, found: r.found, clean: r.clean))
                 }
             }
         }
-        let explicit = KnowledgeMetrics.stats(readings: captions.flatMap { c in
-            (0..<options.samplesPerItem).map { j in (found: reading(c.text, j), expected: c.attributes) }
-        }, clean: captions.flatMap { c in (0..<options.samplesPerItem).map { j in isClean(c.text, j) } })
+        let read = captions.flatMap { c in (0..<options.samplesPerItem).map { j in (reading(c.text, j), c.attributes) } }
+        let explicit = KnowledgeMetrics.stats(readings: read.map { (found: $0.0.found, expected: $0.1) },
+                                              clean: read.map(\.0.clean))
         if !options.keepImages { tokens = nil }
         result = EvaluationResult(knowledge: items.isEmpty ? nil : KnowledgeMetrics.report(images), explicit: explicit,
                                   dislocation: dislocationRun?.output, samplesPerItem: options.samplesPerItem,
