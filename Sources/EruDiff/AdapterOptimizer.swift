@@ -59,12 +59,15 @@ final class AdapterOptimizer {
         return adam.step(clipping: [gradients.flat], maxNorm: maxGradNorm)
     }
 
+    /// The adapter's shape as saved with a run ("rank/alpha/modules"): a restore must find the same.
+    private var layout: String { "\(adapter.rank)/\(adapter.alpha)/" + adapter.modules.joined(separator: ",") }
+
     func save(into a: StateArchive, prefix: String) {
         a.set(prefix + "adapter", adapter.flat)
         a.set(prefix + "adam_m", adam.m[0])
         a.set(prefix + "adam_v", adam.v[0])
         a.set(prefix + "adam_steps", string: String(adam.stepCount))
-        a.set(prefix + "adapter_layout", string: "\(adapter.rank)/\(adapter.alpha)/" + adapter.modules.joined(separator: ","))
+        a.set(prefix + "adapter_layout", string: layout)
     }
 
     /// The optimizer's options of a training method.
@@ -75,7 +78,6 @@ final class AdapterOptimizer {
     }
 
     func restore(from a: StateArchive, prefix: String) throws {
-        let layout = "\(adapter.rank)/\(adapter.alpha)/" + adapter.modules.joined(separator: ",")
         guard try a.string(prefix + "adapter_layout") == layout else {
             throw EruDiffError.badState(path: a.source, problem: "the saved adapter has another rank, alpha or targets")
         }

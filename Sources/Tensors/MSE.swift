@@ -45,10 +45,12 @@ public struct WeightedMSE {
     public mutating func add(_ terms: [Term], first: Int, rows: Int, gradient: UnsafeMutablePointer<Float>?) -> Double {
         precondition(!terms.isEmpty, "a loss of no terms")
         var total = 0.0, g = 0, groupEnd = groups.first?.rows ?? 0
+        // Each term's weight of the current row, and that weight times its slope (filled per row).
+        var w = [Float](repeating: 1, count: terms.count), ws = w
         for row in 0..<rows {
             while first + row >= groupEnd { g += 1; groupEnd += groups[g].rows }
             let scale = 2 * groups[g].weight / Float(groups[g].rows * width)
-            let w = terms.map { $0.weights?[row] ?? 1 }, ws = terms.indices.map { w[$0] * terms[$0].slope }
+            for k in terms.indices { w[k] = terms[k].weights?[row] ?? 1; ws[k] = w[k] * terms[k].slope }
             let t0 = terms[0]
             var s: Float = 0
             for i in (row * width)..<((row + 1) * width) {

@@ -421,13 +421,8 @@ def daemon_pids(needle):
         except OSError:
             continue
         if args and os.path.basename(args[0]) == b"erudiffd" and any(needle.encode() in a for a in args):
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                        continue
-            except OSError:
-                continue
-            pids.append(int(entry))
+            if process_state(int(entry)) not in (None, "Z"):
+                pids.append(int(entry))
     return pids
 
 
@@ -435,11 +430,16 @@ def wait_gone(pid, timeout):
     """True once process ``pid`` has ended (within ``timeout`` seconds)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except OSError:
+        if process_state(pid) in (None, "Z"):
             return True
         time.sleep(0.05)
     return False
+
+
+def process_state(pid):
+    """The state letter of process ``pid`` from /proc (``"Z"`` for a zombie), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
