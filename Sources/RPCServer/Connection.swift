@@ -9,6 +9,9 @@ import Foundation
 /// the loop thread.
 final class Connection: Peer {
     static let readBufferSize = 64 * 1024
+    /// Bytes read from one client in one turn of the loop before it waits for the next turn, so that
+    /// clients streaming big frames cannot make a turn long for everyone else.
+    static let maxReadPerTurn = 2 * readBufferSize
     /// Bytes of complete messages allowed to wait before the connection stops reading.
     static let maxInboxBytes = 256 * 1024
 
@@ -30,9 +33,13 @@ final class Connection: Peer {
     /// The dispatcher has not finished the last message handed to it.
     private var busy = false
     private var draining = false
-    /// Reading is stopped: messages wait (`.inbox`) or the buffer budget is spent (`.budget`).
+    /// Reading is stopped: messages wait (`.inbox`), the buffer budget is spent (`.budget`) or this
+    /// turn's share of reading is (`.turn`).
     private var paused: Pause?
-    enum Pause { case inbox, budget }
+    enum Pause { case inbox, budget, turn }
+    /// The loop turn of the last read and the bytes read in it.
+    private var readTurn: UInt64 = 0
+    private var readThisTurn = 0
     /// Loop time (ms) of the last byte received or sent (or of the connection), for picking the idlest.
     private(set) var lastActivity: UInt64
     /// It has sent at least one complete message.
@@ -99,6 +106,11 @@ final class Connection: Peer {
         guard state == .open else { return }
         if n > 0 {
             lastActivity = server.now
+            if readTurn != server.turn {
+                readTurn = server.turn
+                readThisTurn = 0
+            }
+            readThisTurn += n
             let events = parser.feed(UnsafeRawBufferPointer(start: readBuffer, count: n))
             for event in events {
                 guard state == .open else { break }
@@ -186,6 +198,8 @@ final class Connection: Peer {
             want = .inbox
         } else if parser.pendingBytes > Connection.readBufferSize && server.overBudget {
             want = .budget
+        } else if readTurn == server.turn && readThisTurn >= Connection.maxReadPerTurn {
+            want = .turn
         } else {
             want = nil
         }
@@ -201,6 +215,7 @@ final class Connection: Peer {
             }
         } else if paused == nil {
             uv_read_stop(stream)
+            if want == .turn { server.resumeNextTurn(self) }
             if want == .budget {
                 Log.debug("peer \(peerID): holding \(parser.pendingBytes) bytes of an unfinished frame; stopped reading (--max-pending-bytes)")
             }
@@ -209,6 +224,11 @@ final class Connection: Peer {
     }
 
     var isPausedForBudget: Bool { paused == .budget }
+
+    /// A new turn of the loop: reading paused for the last turn's share starts again.
+    func turnBegan() {
+        if paused == .turn { updateReading() }
+    }
 
     /// Called by the server's timer: a half-closed client that has since gone away entirely, or an
     /// unfinished frame older than `--frame-timeout`.

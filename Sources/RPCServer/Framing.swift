@@ -22,8 +22,10 @@ public enum Framing: String, Sendable {
 }
 
 /// Cuts a byte stream into message bodies, incrementally: frames may arrive split across any number of
-/// reads, or several in one read. After a fatal event (`tooLarge`, `badHeader`) the parser stops and the
-/// connection is to be closed.
+/// reads, or several in one read. A big unfinished frame is kept as the pieces it came in and joined
+/// once when complete, so it grows without copying what came before (with many clients sending big
+/// frames at the same pace, buffers doubling together would make single turns of the loop long).
+/// After a fatal event (`tooLarge`, `badHeader`) the parser stops and the connection is to be closed.
 public struct FrameParser {
     public enum Event: Equatable, Sendable {
         /// One complete message body (not yet parsed as JSON).
@@ -45,6 +47,12 @@ public struct FrameParser {
     private var start = 0          // first unconsumed byte
     private var scanned = 0        // bytes after `start` already searched for a delimiter
     private var bodyLength: Int?   // LSP: header read, waiting for this many body bytes
+    /// The unfinished frame's bytes, once more than `spillBytes` of it came: the body so far (LSP) or
+    /// the line so far, without a delimiter (line framing). `buffer` is then empty.
+    private var pieces: [[UInt8]] = []
+    private var piecesBytes = 0
+    /// Size of the unfinished frame in `buffer` at which it moves to `pieces`.
+    static let spillBytes = 64 * 1024
 
     /// `framing`: already known (nil: chosen by the first byte fed).
     public init(maxMessageBytes: Int, framing: Framing? = nil) {
@@ -53,7 +61,7 @@ public struct FrameParser {
     }
 
     /// Bytes received but not yet part of a complete frame.
-    public var pendingBytes: Int { buffer.count - start }
+    public var pendingBytes: Int { piecesBytes + buffer.count - start }
 
     /// Feeds newly read bytes and returns the events they complete, in order.
     public mutating func feed<C: Collection>(_ bytes: C) -> [Event] where C.Element == UInt8 {
@@ -62,13 +70,78 @@ public struct FrameParser {
             let first = bytes.first!
             framing = (first == UInt8(ascii: "C") || first == UInt8(ascii: "c")) ? .lsp : .line
         }
-        buffer.append(contentsOf: bytes)
         var events: [Event] = []
+        var rest = bytes[...]
+        if !pieces.isEmpty {
+            guard let (event, after) = continuePieces(rest) else { return [] }
+            if let event { events.append(event) }
+            if failed { return events }
+            rest = after
+        }
+        buffer.append(contentsOf: rest)
         while !failed, let event = (framing == .lsp ? nextLSP() : nextLine()) {
             events.append(event)
         }
+        if !failed { spill() }
         compact()
         return events
+    }
+
+    /// Adds the newly read bytes to the big unfinished frame. Nil when all of them belong to it and it
+    /// is still unfinished; else the frame's event (nil for a blank line) and the bytes after it.
+    private mutating func continuePieces<S: Collection>(_ bytes: S) -> (Event?, S.SubSequence)? where S.Element == UInt8 {
+        switch framing {
+        case .lsp:
+            let take = min(bodyLength! - piecesBytes, bytes.count)
+            let cut = bytes.index(bytes.startIndex, offsetBy: take)
+            pieces.append(Array(bytes[..<cut]))
+            piecesBytes += take
+            guard piecesBytes == bodyLength else { return nil }
+            bodyLength = nil
+            return (.message(joinPieces()), bytes[cut...])
+        default:
+            guard let nl = bytes.firstIndex(of: UInt8(ascii: "\n")) else {
+                piecesBytes += bytes.count
+                if piecesBytes > maxMessageBytes + 1 { return (fail(.tooLarge(declared: nil)), bytes[bytes.endIndex...]) }
+                pieces.append(Array(bytes))
+                return nil
+            }
+            pieces.append(Array(bytes[..<nl]))
+            piecesBytes += pieces[pieces.count - 1].count
+            var line = joinPieces()
+            if line.last == 13 { line.removeLast() }
+            let after = bytes[bytes.index(after: nl)...]
+            if line.count > maxMessageBytes { return (fail(.tooLarge(declared: nil)), after) }
+            if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return (nil, after) }
+            return (.message(line), after)
+        }
+    }
+
+    /// Moves an unfinished frame bigger than `spillBytes` from `buffer` to `pieces`, releasing the
+    /// buffer (the frame's later bytes go straight to `pieces`).
+    private mutating func spill() {
+        let waiting = buffer.count - start
+        guard waiting >= Self.spillBytes else { return }
+        switch framing {
+        case .lsp where bodyLength != nil: break
+        case .line: break      // nextLine searched all of it: no newline
+        default: return
+        }
+        pieces = [Array(buffer[start...])]
+        piecesBytes = waiting
+        buffer = []
+        start = 0
+        scanned = 0
+    }
+
+    /// The pieces as one array (the frame is complete).
+    private mutating func joinPieces() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(piecesBytes)
+        for p in pieces { out.append(contentsOf: p) }
+        pieces = []
+        piecesBytes = 0
+        return out
     }
 
     private mutating func fail(_ event: Event) -> Event {
@@ -76,6 +149,8 @@ public struct FrameParser {
         buffer = []
         start = 0
         scanned = 0
+        pieces = []
+        piecesBytes = 0
         return event
     }
 

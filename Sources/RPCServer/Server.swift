@@ -30,10 +30,23 @@ public final class Server: DispatcherHost {
     private var ticker: UnsafeMutablePointer<uv_timer_t>?
     private var deadline: UnsafeMutablePointer<uv_timer_t>?
     private var idler: UnsafeMutablePointer<uv_idle_t>?
-    private var turnStart: UnsafeMutablePointer<uv_check_t>?
     private var turnEnd: UnsafeMutablePointer<uv_prepare_t>?
-    /// When the loop's current turn began (after its wait for I/O), and the longest turn so far.
-    private var turnBegan: UInt64 = 0
+    /// The clock and libuv's count of time blocked in the poll when the previous turn ended; a turn's
+    /// busy time is the wall time between two ends less the time blocked between them, so it includes
+    /// the I/O callbacks (accepts, reads, dispatch), where the work is.
+    private var lastTurnEndNs: UInt64 = 0
+    private var lastIdleNs: UInt64 = 0
+    /// Turns of the loop so far; connections count their reads per turn against it.
+    private(set) var turn: UInt64 = 0
+    /// Connections that read their share in this turn and read again in the next.
+    private var pausedForTurn: [Connection] = []
+    /// Clients accepted in this turn, and whether one waits because the turn's share was taken (libuv
+    /// stops watching the socket until it is accepted).
+    private var acceptedThisTurn = 0
+    private var acceptWaiting = false
+    /// New clients accepted in one turn of the loop: a burst of connections is taken a share at a time
+    /// between the other clients' reads.
+    static let maxAcceptsPerTurn = 16
     private var longestTurnNs: UInt64 = 0
     private var slowTurns = 0
     private var helperWake: UnsafeMutablePointer<uv_async_t>?
@@ -74,6 +87,7 @@ public final class Server: DispatcherHost {
         socketPath = options.socketPath
         periodic = hooks.periodic
         loop = uv_default_loop()
+        _ = erudiff_uv_measure_idle_time(loop)
         let wake = UnsafeMutablePointer<uv_async_t>.allocate(capacity: 1)
         wakeHandle = wake
         let scheduler = Scheduler(maxJobs: options.maxQueue, checkpointEvery: options.checkpointEvery,
@@ -110,11 +124,6 @@ public final class Server: DispatcherHost {
         hw.pointee.data = me
         helperWake = hw
         helper = HelperThread { uv_async_send(hw) }
-        let check = UnsafeMutablePointer<uv_check_t>.allocate(capacity: 1)
-        uv_check_init(loop, check)
-        check.pointee.data = me
-        uv_check_start(check, uvOnTurnStart)
-        turnStart = check
         let prepare = UnsafeMutablePointer<uv_prepare_t>.allocate(capacity: 1)
         uv_prepare_init(loop, prepare)
         prepare.pointee.data = me
@@ -182,6 +191,11 @@ public final class Server: DispatcherHost {
             Log.warn("accept failed: \(String(cString: uv_strerror(status)))")
             return
         }
+        guard acceptedThisTurn < Server.maxAcceptsPerTurn else {
+            acceptWaiting = true
+            return
+        }
+        acceptedThisTurn += 1
         let pipe = UnsafeMutablePointer<uv_pipe_t>.allocate(capacity: 1)
         uv_pipe_init(loop, pipe, 0)
         pipe.pointee.data = nil
@@ -244,19 +258,36 @@ public final class Server: DispatcherHost {
 
     // MARK: the loop's own time
 
-    func turnStarted() { turnBegan = DispatchTime.now().uptimeNanoseconds }
-
-    /// A turn of the loop ended (it is about to wait for I/O): how long the loop was busy, for `status`
-    /// (a turn over 20 ms is logged at debug level).
+    /// A turn of the loop ended (it is about to wait for I/O): how long the loop was busy in it, for
+    /// `status` (a turn over 20 ms is logged at debug level).
     func turnEnded() {
-        guard turnBegan > 0 else { return }
-        let ns = DispatchTime.now().uptimeNanoseconds - turnBegan
+        let now = uv_hrtime(), idle = uv_metrics_idle_time(loop)
+        defer { lastTurnEndNs = now; lastIdleNs = idle; beginTurn() }
+        guard lastTurnEndNs > 0 else { return }
+        let wall = now - lastTurnEndNs, blocked = idle - lastIdleNs
+        let ns = wall > blocked ? wall - blocked : 0
         longestTurnNs = max(longestTurnNs, ns)
         if ns > 20_000_000 {
             slowTurns += 1
             Log.debug("the event loop was busy for \(ns / 1_000_000) ms in one turn")
         }
     }
+
+    /// Starts the next turn's shares: the clients paused for the last turn read again, and a client
+    /// left waiting to be accepted is accepted (which makes libuv watch the socket again).
+    private func beginTurn() {
+        turn &+= 1
+        acceptedThisTurn = 0
+        let paused = pausedForTurn
+        pausedForTurn = []
+        for c in paused { c.turnBegan() }
+        if acceptWaiting {
+            acceptWaiting = false
+            accept(status: 0)
+        }
+    }
+
+    func resumeNextTurn(_ c: Connection) { pausedForTurn.append(c) }
 
     public var loopStatus: JSON? {
         ["longestTurnMs": .double((Double(longestTurnNs) / 1e4).rounded() / 100), "turnsOver20ms": .int(Int64(slowTurns))]
@@ -471,7 +502,6 @@ public final class Server: DispatcherHost {
         close(ticker); ticker = nil
         close(deadline); deadline = nil
         close(idler); idler = nil
-        close(turnStart); turnStart = nil
         close(turnEnd); turnEnd = nil
         slicers = []
         helper?.stop()

@@ -23,9 +23,13 @@ extension MethodTable {
                             checkpoint: checkpoint.map { name in { try save(name, $0) } })
         })
 
-        // test/echo {value}: answers `value` on the loop thread (framing and size tests).
+        // test/echo {value, holdMs?}: answers `value` on the loop thread (framing and size tests);
+        // `holdMs` keeps the loop busy that long first (tests of the loop's own time in `status`).
         register("test/echo", .immediate { _, params in
-            params.raw("value") ?? .null
+            let hold = try params.int("holdMs", default: 0, in: 0...1000)
+            let until = DispatchTime.now().uptimeNanoseconds + UInt64(hold) * 1_000_000
+            while DispatchTime.now().uptimeNanoseconds < until {}
+            return params.raw("value") ?? .null
         })
     }
 }

@@ -68,10 +68,6 @@ func uvOnHelper(_ handle: UnsafeMutablePointer<uv_async_t>?) {
     serverOf(UnsafeMutableRawPointer(handle))?.helperWoke()
 }
 
-func uvOnTurnStart(_ handle: UnsafeMutablePointer<uv_check_t>?) {
-    serverOf(UnsafeMutableRawPointer(handle))?.turnStarted()
-}
-
 func uvOnTurnEnd(_ handle: UnsafeMutablePointer<uv_prepare_t>?) {
     serverOf(UnsafeMutableRawPointer(handle))?.turnEnded()
 }

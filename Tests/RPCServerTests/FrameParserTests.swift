@@ -79,6 +79,60 @@ final class FrameParserTests: XCTestCase {
         }
     }
 
+    /// Frames bigger than the spill size (kept as pieces while unfinished) among small ones, split at
+    /// random points into reads of up to 100 KB, CRLF endings falling on piece boundaries too.
+    func testBigFramesInPiecesBothFramings() {
+        var rng = SystemRandomNumberGenerator()
+        let big = FrameParser.spillBytes
+        let sizes = [10, 3 * big + 7, 20, big, big - 1, 5 * big / 2, 0]
+        let bodies = sizes.enumerated().map { i, n in "{\"id\":\(i),\"s\":\"" + String(repeating: "abcdefg", count: n / 7 + 1).prefix(n) + "\"}" }
+        for framing in [Framing.lsp, .line] {
+            let stream = bodies.flatMap { b -> [UInt8] in
+                framing == .line ? Array((b + "\r\n").utf8) : framing.encode(Array(b.utf8))
+            }
+            for round in 0..<30 {
+                var p = FrameParser(maxMessageBytes: 4 * big)
+                var got: [String] = []
+                var i = 0
+                while i < stream.count {
+                    let n = round == 0 ? big : Int.random(in: 1...100_000, using: &rng)
+                    let chunk = stream[i..<min(stream.count, i + n)]
+                    got += messages(p.feed(chunk))
+                    i += n
+                    XCTAssertLessThanOrEqual(p.pendingBytes, 4 * big + 64)
+                }
+                XCTAssertEqual(got, bodies, "\(framing)")
+                XCTAssertEqual(p.pendingBytes, 0)
+                XCTAssertFalse(p.failed)
+            }
+        }
+    }
+
+    func testBigUnfinishedFrameCountsAsPendingAndOverlongLineInPiecesFails() {
+        let big = FrameParser.spillBytes
+        var p = FrameParser(maxMessageBytes: 10 * big)
+        XCTAssertEqual(p.feed(bytes("Content-Length: \(4 * big)\r\n\r\n") + Array(repeating: 120, count: 2 * big)), [])
+        XCTAssertEqual(p.pendingBytes, 2 * big)
+        XCTAssertEqual(p.feed(Array(repeating: 120, count: big)), [])
+        XCTAssertEqual(p.pendingBytes, 3 * big)
+        let events = p.feed(Array(repeating: 120, count: big) + lsp("{}"))
+        XCTAssertEqual(events.count, 2)
+        if case .message(let body) = events[0] { XCTAssertEqual(body.count, 4 * big) } else { XCTFail("\(events)") }
+        XCTAssertEqual(messages([events[1]]), ["{}"])
+
+        var q = FrameParser(maxMessageBytes: 3 * big)
+        XCTAssertEqual(q.feed(Array(repeating: 121, count: 2 * big)), [])
+        XCTAssertEqual(q.feed(Array(repeating: 121, count: big)), [])
+        XCTAssertEqual(q.feed(Array(repeating: 121, count: 2)), [.tooLarge(declared: nil)])
+        XCTAssertTrue(q.failed)
+        XCTAssertEqual(q.pendingBytes, 0)
+        var r = FrameParser(maxMessageBytes: 3 * big)
+        XCTAssertEqual(r.feed(Array(repeating: 121, count: 2 * big)), [])
+        XCTAssertEqual(r.feed(Array(repeating: 121, count: big) + [13, 10]).count, 1, "a line of exactly the limit, CRLF")
+        XCTAssertEqual(r.feed(Array(repeating: 121, count: 2 * big)), [])
+        XCTAssertEqual(r.feed(Array(repeating: 121, count: big + 1) + [10]), [.tooLarge(declared: nil)])
+    }
+
     func testOversizedContentLengthIsRejectedBeforeTheBodyArrives() {
         var p = FrameParser(maxMessageBytes: 1000)
         XCTAssertEqual(p.feed(bytes("Content-Length: 1001\r\n\r\n")), [.tooLarge(declared: 1001)])
