@@ -78,7 +78,7 @@ enum EvaluateParams {
     static func stats(_ s: PromptStats?) -> JSON {
         guard let s else { return .null }
         return ["score": TrainingParams.number(s.score), "accuracy": TrainingParams.number(s.accuracy),
-                "images": .int(Int64(s.images)), "wrong": wrong(s)]
+                "images": .int(Int64(s.images)), "wrong": wrong(s), "clean": TrainingParams.number(s.clean)]
     }
 
     /// Images per wrong attribute ({} when none was wrong or the count is missing).
@@ -86,13 +86,14 @@ enum EvaluateParams {
         .object((s?.wrong ?? [:]).mapValues { .int(Int64($0)) })
     }
 
-    /// One group's metrics: the implicit prompts' score and accuracy, the gap, the explicit and
-    /// superficial prompts' stats, and the mean dislocation of its items when measured.
+    /// One group's metrics: the implicit prompts' score, accuracy and share of clean images, the gap,
+    /// the explicit and superficial prompts' stats, and the mean dislocation of its items when measured.
     static func metrics(_ g: GroupMetrics, dislocation: Double?) -> JSON {
         [
             "score": TrainingParams.number(g.implicit?.score ?? 0), "accuracy": TrainingParams.number(g.implicit?.accuracy ?? 0),
             "knowledgeGap": TrainingParams.number(g.knowledgeGap), "count": .int(Int64(g.items)),
-            "wrong": wrong(g.implicit), "explicit": stats(g.explicit), "superficial": stats(g.superficial),
+            "wrong": wrong(g.implicit), "clean": TrainingParams.number(g.implicit?.clean),
+            "explicit": stats(g.explicit), "superficial": stats(g.superficial),
             "dislocation": TrainingParams.number(dislocation),
         ]
     }

@@ -84,7 +84,7 @@ enum RLParams {
                 throw RPCError.invalidParams("\"kinds\" may hold \"implicit\" and \"explicit\", got \"\(k)\"")
             }
             return kind
-        } : [.implicit, .explicit]
+        } : RLPrompt.defaultKinds
         let knowledge = try engine.knowledge()
         let seed = try params.seed(default: 0)!
         let captionCount = try params.int("captions", default: 0, in: 0...10_000)

@@ -13,7 +13,7 @@ public final class AnchorBank {
         /// How anchors are sampled (`useAdapter` is forced off: the reference model).
         public var sampling: SamplingSettings
         public var seed: UInt64
-        public init(sampling: SamplingSettings = SamplingSettings(steps: 20, guidance: 4), seed: UInt64 = 0xA2C4) {
+        public init(sampling: SamplingSettings = SamplingSettings(steps: 16, guidance: 4), seed: UInt64 = 0xA2C4) {
             self.sampling = sampling; self.seed = seed
             self.sampling.useAdapter = false
             self.sampling.sdeNoise = nil

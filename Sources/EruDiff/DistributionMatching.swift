@@ -78,6 +78,9 @@ public final class DistributionMatching: Procedure {
     /// Pairs of the batch that also carry the keep rows (explicit and unconditional): the first ones.
     private var keepRows: Int { options.preserveWeight > 0 ? min(options.keepPerStep ?? batch, batch) : 0 }
     private var replayRows: Int { options.replayPerStep }
+    /// Distinct replay captions: the pool, or fewer when the run replays fewer rows in all (a short
+    /// run does not sample hundreds of references it never uses).
+    private var replayPoolSize: Int { min(options.replayPool, max(1, options.replayPerStep * options.steps)) }
     /// Training rows: [implicit b | explicit k | unconditional k | replay r].
     private var trainRows: Int { batch + 2 * keepRows + replayRows }
     /// Reference rows: [explicit b | unconditional k | replay r].
@@ -219,7 +222,7 @@ public final class DistributionMatching: Procedure {
         if replayRows > 0 {
             var rng = RNG(seed: SeedHash.seed(options.seed, purpose: "dkdm.replay"))
             var captions: [(text: String, attributes: Attributes)] = []
-            for _ in 0..<options.replayPool { captions.append(Caption.random(&rng)) }
+            for _ in 0..<replayPoolSize { captions.append(Caption.random(&rng)) }
             replayCaptions = captions.map(\.text)
             replayText = try model.encode(replayCaptions)
             if options.replaySource == .rendered {
@@ -439,7 +442,7 @@ public final class DistributionMatching: Procedure {
         matchLosses = try a.json(prefix + "match_loss")
         before = a.metadata[prefix + "dislocation_before"] != nil ? try a.json(prefix + "dislocation_before") : nil
         after = a.metadata[prefix + "dislocation_after"] != nil ? try a.json(prefix + "dislocation_after") : nil
-        if a.has(prefix + "replay_x0") { replayX0 = try a.tensor(prefix + "replay_x0", count: options.replayPool * bank.anchorSize) }
+        if a.has(prefix + "replay_x0") { replayX0 = try a.tensor(prefix + "replay_x0", count: replayPoolSize * bank.anchorSize) }
         if a.has(prefix + "policy_x0") {
             policyX0 = try a.tensor(prefix + "policy_x0", count: pairs.count * options.anchorsPerPair * bank.anchorSize)
             policyRound = try a.int(prefix + "policy_round")

@@ -6,7 +6,7 @@ public struct EvaluationOptions: Codable, Equatable, Sendable {
     public var sets = ["world:explicit", "world:train", "world:test-paraphrase", "world:test-concept"]
     public var explicitCount = 64
     public var samplesPerItem = 2
-    public var sampling = SamplingSettings(steps: 20, guidance: 4)
+    public var sampling = SamplingSettings(steps: 16, guidance: 4)
     public var seed: UInt64 = 0
     public var dislocation: DislocationMeasurement.Settings? = DislocationMeasurement.Settings()
     /// Images per sampler run (nil: as many as the model's `maxInferenceRows` allows).

@@ -13,7 +13,7 @@ public struct LoRASettings: Codable, Equatable, Sendable {
     /// whole model included.
     public var allLayers: Bool
 
-    public init(rank: Int = 8, alpha: Float = 8, seed: UInt64 = 1, targets: [String]? = nil, allLayers: Bool = false) {
+    public init(rank: Int = 16, alpha: Float = 16, seed: UInt64 = 1, targets: [String]? = nil, allLayers: Bool = true) {
         self.rank = rank; self.alpha = alpha; self.seed = seed; self.targets = targets; self.allLayers = allLayers
     }
 

@@ -21,17 +21,18 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
 
     // The options of the table below (`specs`) are documented there.
     public var groupSize = 8
+    /// One round by default, as DESIGN §7 fixes; the study's NO-RL takes 4 (scripts/demo.json).
     public var rounds = 1
     public var stepsPerRound = 16
-    public var batchSize = 16
-    public var promptsPerRound: Int? = nil
+    public var batchSize = 32
+    public var promptsPerRound: Int? = 32
     public var beta: Float = 1
     public var advantageClip: Float = 2
     public var learningRate: Float = 3e-4
     public var weightDecay: Float = 0
     public var maxGradNorm: Float? = 1
     public var rowsPerPass = 16
-    public var klWeight: Float = 0.1
+    public var klWeight: Float = 0
     public var klReference: KLReference = .base
     /// On by default: the groups are sampled with guidance, and training the conditional velocity on them
     /// pushes every negative against the guidance direction too (docs/experiments/2026-12-05-where-dkdm-stops.md).
@@ -39,7 +40,7 @@ public struct NegativeOnlyRLOptions: Codable, Equatable, Sendable {
     /// The knowledge score by default; `.graded` was measured and not adopted
     /// (docs/experiments/2026-12-06-paraphrases-and-norl-knobs.md).
     public var reward: WorldReward = .score
-    public var sampling = SamplingSettings(steps: 20, guidance: 4, sdeNoise: 0.7)
+    public var sampling = SamplingSettings(steps: 16, guidance: 4, sdeNoise: 0.7)
     public var timeSampling: TimeSampling = .uniform
     public var oldPolicy: OldPolicy = .snapshot
     public var lora = LoRASettings()

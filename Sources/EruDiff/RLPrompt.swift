@@ -33,6 +33,9 @@ public struct RLPrompt: Codable, Equatable, Hashable, Sendable {
         return RLPrompt(text: text, expect: a)
     }
 
+    /// The prompts of each item `rlStep` samples when a request names none (`kinds`).
+    public static let defaultKinds: [KnowledgeItem.PromptKind] = [.implicit, .explicit]
+
     /// What `rlStep` samples for a set: each of `kinds` of each item once, then `captions` random
     /// explicit captions drawn from `seed` (the daemon's and the refactoring job's NO-RL prompts).
     public static func list(_ items: [KnowledgeItem], kinds: [KnowledgeItem.PromptKind], captions: Int, seed: UInt64) throws -> [RLPrompt] {

@@ -19,7 +19,7 @@ public struct RefactoringOptions: Codable, Equatable, Sendable {
     public var dkdmSet = "world:train"
     /// The knowledge set whose prompts NO-RL samples, and which of each item's prompts.
     public var rlSet = "world:train"
-    public var rlKinds: [KnowledgeItem.PromptKind] = [.implicit, .explicit]
+    public var rlKinds = RLPrompt.defaultKinds
     /// Random explicit captions added to NO-RL's prompts (drawn from NO-RL's seed).
     public var rlCaptions = 0
     public var grid = Grid()
@@ -35,8 +35,8 @@ public struct RefactoringOptions: Codable, Equatable, Sendable {
     public struct Grid: Codable, Equatable, Sendable {
         public var trainRowsPerFamily = 6
         public var heldOutRowsPerFamily = 2
-        public var steps = 20
-        public var guidance: Float = 4
+        public var steps = SamplingSettings().steps
+        public var guidance: Float = SamplingSettings().guidance ?? 4
         public var seed: UInt64 = 7
         public var scale = 3
         public init() {}

@@ -44,7 +44,8 @@ final class StudyTests: XCTestCase {
 
             let r = try params(json, "rlStep")
             XCTAssertEqual(try r.string("set"), study.rlSet, path)
-            XCTAssertEqual(try r.stringArray("kinds"), study.rlKinds.map(\.rawValue), path)
+            XCTAssertEqual(try r.has("kinds") ? r.stringArray("kinds") : RLPrompt.defaultKinds.map(\.rawValue),
+                           study.rlKinds.map(\.rawValue), path)
             XCTAssertEqual(try r.int("captions", default: 0, in: 0...10_000), study.rlCaptions, path)
             // Both continue the DK-DM adapter (freshAdapter false), so NO-RL's LoRA shape is never used;
             // the in-process run copies DK-DM's.

@@ -62,7 +62,7 @@ final class MatchTargetTests: XCTestCase {
             try prompts.map { p in zip(rows[i].target, try reference(rows[i], p)).map { abs($0 - $1) }.max()! }.min()!
         }
         let explicit = pairs.map(\.explicit)
-        XCTAssertEqual(run.replayCaptions.count, o.replayPool)
+        XCTAssertEqual(run.replayCaptions.count, min(o.replayPool, o.replayPerStep * o.steps), "at most perStep × steps")
         for i in 4..<6 { XCTAssertLessThan(try nearest(i, among: explicit), 1e-4, "explicit keep row") }
         for i in 6..<8 { XCTAssertLessThan(try nearest(i, among: [""]), 1e-4, "unconditional keep row") }
         for i in 8..<11 { XCTAssertLessThan(try nearest(i, among: run.replayCaptions), 1e-4, "replay row \(i)") }

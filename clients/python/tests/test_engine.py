@@ -207,7 +207,7 @@ def test_match_distributions_trains_and_checkpoints_the_adapter(engine, contract
     assert set(r["dislocation"]["before"]["perItem"]) == {"the flag of Japan", "a school zone road sign"}
     assert r["adapterSteps"] == 3 and os.path.exists(r["checkpoint"])
     a = result(engine, contract, "status")["models"][0]["adapter"]
-    assert a["steps"] == 3 and a["saved"] and a["rank"] == 8 and a["checkpoint"]["path"] == r["checkpoint"]
+    assert a["steps"] == 3 and a["saved"] and a["rank"] == 16 and a["checkpoint"]["path"] == r["checkpoint"]
     # The current adapter is trained on (steps add up); another shape without freshAdapter is an error.
     r = result(engine, contract, "matchDistributions", dict(SMALL_MATCH, steps=2, dislocation=False))
     assert r["adapterSteps"] == 5 and r["dislocationBefore"] is None and r["anchorCheck"] is None
@@ -313,6 +313,10 @@ def test_evaluate_sets_reports_every_split_family_and_subdomain(engine, contract
     assert set(r["byFamily"]) == {"cultural", "spatio-temporal", "natural-science"}
     assert len(r["items"]) == 35 and r["dislocation"] is None
     assert r["explicitCaptions"]["images"] == 4
+    # The share of clean images, per group (implicit prompts) and per prompt kind: a count of images.
+    for stats, n in ((r["bySplit"]["test-paraphrase"], 35), (r["bySplit"]["test-paraphrase"]["explicit"], 35),
+                     (r["explicitCaptions"], 4)):
+        assert 0 <= stats["clean"] <= 1 and abs(stats["clean"] * n - round(stats["clean"] * n)) < 1e-6, stats
 
 
 def test_models_load_list_unload(engine, contract, mini_model):
@@ -337,9 +341,9 @@ def test_adapters_save_reset_load_round_trip(engine, contract, workdir):
     path = os.path.join(workdir, "a", "flags.safetensors")
     saved = result(engine, contract, "adapters/save", {"path": path})
     steps = saved["steps"]
-    assert saved["path"] == path and saved["bytes"] == os.path.getsize(path) and saved["rank"] == 8
+    assert saved["path"] == path and saved["bytes"] == os.path.getsize(path) and saved["rank"] == 16
     reset = result(engine, contract, "adapters/reset", {})["adapter"]
-    assert reset["steps"] == 0 and reset["rank"] == 8
+    assert reset["steps"] == 0 and reset["rank"] == 16
     assert result(engine, contract, "sample", probe)["images"][0]["png"] == base, "a fresh adapter (B = 0) is the base"
     loaded = result(engine, contract, "adapters/load", {"path": path})["adapter"]
     assert loaded["steps"] == steps and loaded["saved"]
