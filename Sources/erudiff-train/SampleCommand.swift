@@ -10,11 +10,14 @@ enum SampleCommand: TrainCommand {
 
     static let usage = """
     usage: erudiff-train sample --out FILE.png [--model DIR] [--prompt TEXT]... [--random N] [--count N]
-                                [--steps N] [--guidance W] [--seed N] [--minilm DIR] [--verbose]
+                                [--steps N] [--guidance W] [--seed N] [--minilm DIR] [--adapter FILE]
+                                [--verbose] [--strays FILE.png]
       One row per prompt (--prompt, repeatable; --random N adds N random explicit captions), --count
       images per row drawn from seeds seed, seed+1, …; each row is labelled with its prompt and, for
       explicit captions, whether the verifier reads the caption's attributes back (✓ count).
-      --verbose prints what the verifier read from every image that it judged wrong.
+      --adapter applies a PEFT LoRA file. --verbose prints what the verifier read from every image that it
+      judged wrong; --strays FILE.png writes the 64 images with the most stray pixels (the clean limit's
+      neighbourhood) as a grid. Every image's outline and stray pixels are summarised, any prompt's.
       For explicit captions the summary also counts the right images by the size the caption states
       (small, large, unsaid) and by the shape it names.
     """
@@ -28,12 +31,13 @@ enum SampleCommand: TrainCommand {
             if arguments[i] == "--prompt", i + 1 < arguments.count { prompts.append(arguments[i + 1]); i += 2 }
             else { rest.append(arguments[i]); i += 1 }
         }
-        let f = try Flags(rest, valued: ["out", "model", "random", "count", "steps", "guidance", "seed", "minilm"],
+        let f = try Flags(rest, valued: ["out", "model", "random", "count", "steps", "guidance", "seed", "minilm", "strays", "adapter"],
                           boolean: ["verbose"])
         let verbose = f.has("verbose")
         guard let out = f.string("out") else { throw CommandError(description: "--out FILE.png is required") }
         let model = try FlowModel.load(directory: URL(fileURLWithPath: f.string("model") ?? "models/mini"),
                                        minilm: f.string("minilm"))
+        if let adapter = f.string("adapter") { try model.loadAdapter(from: URL(fileURLWithPath: adapter)) }
         var rng = RNG(seed: UInt64(try f.int("seed") ?? 1) &+ 77)
         for _ in 0..<(try f.int("random") ?? 0) { prompts.append(Caption.random(&rng).text) }
         guard !prompts.isEmpty else { throw CommandError(description: "give at least one --prompt or --random N") }
@@ -54,10 +58,10 @@ enum SampleCommand: TrainCommand {
             for c in 0..<count {
                 let k = r * count + c
                 row.append(model.rgbImage(images, index: k))
-                guard let want else { continue }
                 let v = try verifier.verify(signedUnit: images.data + k * model.packing.pixelCount)
-                readings.append((v.attributes, want))
                 verifications.append(v)
+                guard let want else { continue }
+                readings.append((v.attributes, want))
                 if KnowledgeMetrics.isCorrect(found: v.attributes, expected: want) { ok += 1 }
                 else if verbose { print("  \(p) [seed \(seeds[k])]: read \(describe(v))") }
             }
@@ -65,6 +69,19 @@ enum SampleCommand: TrainCommand {
             labels.append(want == nil ? p : "\(p) (\(ok)/\(count) ok)")
         }
         try ImageGrid(rows: rows, rowLabels: labels, scale: 3).write(to: out)
+        if let strayOut = f.string("strays") {
+            // The images with the most stray pixels, most first, eight to a row labelled with their range.
+            let ranked = verifications.indices.sorted { verifications[$0].stray > verifications[$1].stray }.prefix(64)
+            var strayRows: [[RGBImage]] = [], strayLabels: [String] = []
+            for start in stride(from: 0, to: ranked.count, by: 8) {
+                let part = Array(ranked.dropFirst(start).prefix(8))
+                strayRows.append(part.map { model.rgbImage(images, index: $0) })
+                strayLabels.append(String(format: "stray %.1f%% to %.1f%%", 100 * verifications[part.first!].stray,
+                                          100 * verifications[part.last!].stray))
+            }
+            try ImageGrid(rows: strayRows, rowLabels: strayLabels, scale: 3).write(to: strayOut)
+            print("wrote \(strayOut): the \(ranked.count) images with the most stray pixels")
+        }
         let overall = KnowledgeMetrics.stats(readings: readings)
         print("wrote \(out)" + (overall.map { "; explicit captions verified right: " + rightOf($0, format: "%.0f") } ?? ""))
         if prompts.count > 1 { for label in labels { print("  " + label) } }  // per prompt, as on the PNG
@@ -74,8 +91,8 @@ enum SampleCommand: TrainCommand {
                 $0.size?.rawValue ?? "unsaid"
             })
             print("  right, by shape: " + groups(readings, order: Shape.allCases.map(\.rawValue)) { $0.shape?.rawValue })
-            print("  " + outlineSummary(verifications))
         }
+        print("  " + outlineSummary(verifications))
     }
 
     /// Outline fidelity and cleanliness of a set of readings: the median outline IoU of the images with
@@ -87,11 +104,14 @@ enum SampleCommand: TrainCommand {
         }
         let iou = v.compactMap(\.outlineIoU), unexplained = v.map(\.unexplained), stray = v.map(\.stray).sorted()
         let clean = v.filter(\.isClean).count
+        func over(_ limit: Float) -> Int { stray.filter { $0 > limit }.count }
+        func percentile(_ q: Double) -> Float { stray.isEmpty ? .nan : stray[min(stray.count - 1, Int(q * Double(stray.count)))] }
         return String(format: "outline IoU median %.3f over %d objects (25th percentile %.3f); unexplained pixels median %.2f%%; "
-                      + "stray pixels median %.2f%%, 90th percentile %.2f%%, max %.2f%%; clean %d of %d images",
+                      + "stray pixels median %.2f%%, 90th / 95th / 99th percentile %.2f / %.2f / %.2f%%, max %.2f%%; clean %d of %d images"
+                      + " (over 2%% / 5%% / 10%% stray: %d / %d / %d)",
                       median(iou), iou.count, iou.isEmpty ? Float.nan : iou.sorted()[iou.count / 4], 100 * median(unexplained),
-                      100 * median(stray), 100 * (stray.isEmpty ? .nan : stray[stray.count * 9 / 10]),
-                      100 * (stray.last ?? .nan), clean, v.count)
+                      100 * median(stray), 100 * percentile(0.9), 100 * percentile(0.95), 100 * percentile(0.99),
+                      100 * (stray.last ?? .nan), clean, v.count, over(0.02), over(0.05), over(0.10))
     }
 
     /// "right/images (percent%)" of one set of readings.

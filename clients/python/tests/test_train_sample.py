@@ -50,3 +50,37 @@ def test_sample_summary_counts_by_prompt_size_and_shape(mini_model, workdir):
 
     wrong = dict((k, int(n)) for k, n in re.findall(r"(\w+) (\d+)", re.search(r"wrong, by attribute \(of 9\): (.*)", text).group(1)))
     assert set(wrong) >= {"shape", "color", "size"} and all(n <= 9 - total for n in wrong.values()), text
+
+
+def test_strays_grid_adapter_and_clean_counts_cover_every_prompt(mini_model, engine, workdir):
+    """`--strays` writes the images with the most stray pixels; the outline summary counts every image,
+    implicit prompts too; `--adapter` applies a PEFT file (one the daemon saved), which changes the
+    implicit prompt's images."""
+    with engine.connect() as c:
+        r = c.call("matchDistributions", {"pairs": [{"implicit": IMPLICIT, "explicit": LARGE}], "steps": 2, "batchSize": 1,
+                                          "anchors": {"perPair": 1, "steps": 2}, "dislocation": False, "freshAdapter": True},
+                   timeout=300)
+        assert "result" in r, r
+        adapter = os.path.join(workdir, "a.safetensors")
+        assert "result" in c.call("adapters/save", {"path": adapter})
+
+    def run(*extra):
+        out, strays = os.path.join(workdir, "g.png"), os.path.join(workdir, "s.png")
+        args = [train_binary(), "sample", "--model", mini_model, "--out", out, "--count", "2", "--steps", "4",
+                "--seed", "5", "--prompt", IMPLICIT, "--prompt", LARGE, "--strays", strays, *extra]
+        p = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        with open(strays, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        m = re.search(r"clean (\d+) of (\d+) images \(over 2% / 5% / 10% stray: (\d+) / (\d+) / (\d+)\)", p.stdout)
+        assert m, p.stdout
+        clean, n, o2, o5, o10 = map(int, m.groups())
+        assert n == 4 and clean + o2 == n and o2 >= o5 >= o10, p.stdout   # both prompts' images, the limit 2%
+        with open(out, "rb") as f:
+            return f.read()
+
+    assert run() != run("--adapter", adapter)
+    bad = subprocess.run([train_binary(), "sample", "--model", mini_model, "--out", os.path.join(workdir, "x.png"),
+                          "--prompt", IMPLICIT, "--adapter", os.path.join(workdir, "missing.safetensors")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "missing.safetensors" in bad.stderr, bad.stderr
