@@ -283,7 +283,7 @@ public final class Server: DispatcherHost {
         for c in paused { c.turnBegan() }
         if acceptWaiting {
             acceptWaiting = false
-            accept(status: 0)
+            if listener != nil { accept(status: 0) }
         }
     }
 
