@@ -110,10 +110,7 @@ public struct FrameParser {
             piecesBytes += pieces[pieces.count - 1].count
             var line = joinPieces()
             if line.last == 13 { line.removeLast() }
-            let after = bytes[bytes.index(after: nl)...]
-            if line.count > maxMessageBytes { return (fail(.tooLarge(declared: nil)), after) }
-            if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return (nil, after) }
-            return (.message(line), after)
+            return (lineEvent(line), bytes[bytes.index(after: nl)...])
         }
     }
 
@@ -176,10 +173,15 @@ public struct FrameParser {
             let line = Array(buffer[start..<end])
             start = nl + 1
             scanned = 0
-            if line.count > maxMessageBytes { return fail(.tooLarge(declared: nil)) }
-            if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }   // blank line
-            return .message(line)
+            if let event = lineEvent(line) { return event }
         }
+    }
+
+    /// A complete line (its CR already dropped) as an event: too large, or a message; nil for a blank line.
+    private mutating func lineEvent(_ line: [UInt8]) -> Event? {
+        if line.count > maxMessageBytes { return fail(.tooLarge(declared: nil)) }
+        if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return nil }
+        return .message(line)
     }
 
     // MARK: LSP base protocol

@@ -345,20 +345,7 @@ def test_bursts_of_connections_and_big_half_frames_keep_every_loop_turn_short(st
     body = b"Content-Length: %d\r\n\r\n" % (15 << 20) + b'{"a":"' + b"x" * ((15 << 20) - 10)
     socks, conns = [], []
     try:
-        for _ in range(30):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(d.socket_path)
-            s.setblocking(False)
-            socks.append([s, memoryview(body)])
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and any(len(x[1]) for x in socks):
-            for x in socks:
-                if x[1]:
-                    try:
-                        x[1] = x[1][x[0].send(x[1][:1 << 20]):]
-                    except (BlockingIOError, OSError):
-                        pass
-            time.sleep(0.002)
+        socks = send_half_frames(d, 30, body, 1 << 20, seconds=3, pause=0.002)
         for _ in range(300):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(d.socket_path)
@@ -481,6 +468,27 @@ def test_a_half_sent_frame_times_out_with_an_error(start, contract, framing, par
         assert c.call("status")["result"]["queue"] == 0
 
 
+def send_half_frames(d, clients, data, piece, seconds, pause):
+    """Connects `clients` sockets and sends each `data` in pieces, without blocking, until all is sent
+    or `seconds` pass; returns [socket, what it has left to send] per client (the caller closes them)."""
+    socks = []
+    for _ in range(clients):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(d.socket_path)
+        s.setblocking(False)
+        socks.append([s, memoryview(data)])
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(len(x[1]) for x in socks):
+        for x in socks:
+            if x[1]:
+                try:
+                    x[1] = x[1][x[0].send(x[1][:piece]):]
+                except (BlockingIOError, OSError):
+                    pass
+        time.sleep(pause)
+    return socks
+
+
 def test_half_sent_big_frames_are_held_within_the_buffer_budget(start):
     """Ten clients each send 12 MiB of a 15 MiB frame and stall: the daemon holds at most
     --max-pending-bytes of them (it stops reading the rest), stays small and serves others."""
@@ -489,21 +497,8 @@ def test_half_sent_big_frames_are_held_within_the_buffer_budget(start):
     chunk = b"x" * (1 << 20)
     socks = []
     try:
-        for _ in range(10):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(d.socket_path)
-            s.setblocking(False)
-            socks.append([s, b"Content-Length: %d\r\n\r\n" % (15 << 20) + b'{"a":"' + chunk * 12])
-        deadline = time.monotonic() + 6
-        while time.monotonic() < deadline and any(len(x[1]) for x in socks):
-            for x in socks:
-                if x[1]:
-                    try:
-                        n = x[0].send(x[1][:1 << 18])
-                        x[1] = x[1][n:]
-                    except BlockingIOError:
-                        pass
-            time.sleep(0.001)
+        socks = send_half_frames(d, 10, b"Content-Length: %d\r\n\r\n" % (15 << 20) + b'{"a":"' + chunk * 12, 1 << 18,
+                                 seconds=6, pause=0.001)
         stuck = sum(1 for x in socks if x[1])
         t0 = time.monotonic()
         with d.connect() as c:
